@@ -1,0 +1,1049 @@
+"""Throughput and memory of the queue, beside the naive design, in one run.
+
+Everything runs on loopback against private processes (redis-server on free
+ports, the sandbox, real `celery worker` processes); the Redis on 6379 is
+never touched.
+
+    python bench/benchmark.py                  # default sizes, a few minutes on 2 cores
+    python bench/benchmark.py --quick          # a smoke run (< 1 min)
+    python bench/benchmark.py --latency-ms 50 --workers 2 --concurrency 4 --output BENCHMARKS.md
+    python bench/benchmark.py --profile prof/  # also profile (cProfile, py-spy if installed)
+
+It measures:
+
+1. enqueue rate of `Producer.send_bulk` beside one Celery `apply_async` per message;
+2. Redis bytes per queued message (INFO `used_memory` before/after), both designs;
+3. end-to-end delivery rate (first enqueue -> the sandbox accepted all N) through
+   W worker processes x c slots, at 0 ms and at the given latency, beside the
+   direct limit (W*c threads calling sendsms_multi, no queue) and the naive
+   design (`bench/naive_app.py`: one task and one sendsms call per message);
+4. scaling: the end-to-end rate at 1, 2 and 4 worker processes;
+5. Redis memory with 1,000,000 queued messages (no workers);
+
+plus the sandbox's own rate and the CPU each process used, so one can see
+what limited each run. Timed runs are repeated (`--repeat`) and the median
+kept. It prints the tables and writes them, with the machine and the command
+line, to BENCHMARKS.md (or `--output`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import cProfile
+import io
+import os
+import platform
+import pstats
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlencode
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+for _p in (str(BENCH), str(ROOT)):
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
+
+import celery  # noqa: E402
+import naive_app  # noqa: E402
+import redis  # noqa: E402
+import requests  # noqa: E402
+
+from dreams_sms.client import DreamsClient, multi_payload  # noqa: E402
+from dreams_sms.config import Settings  # noqa: E402
+from dreams_sms.localredis import LocalRedis  # noqa: E402
+from dreams_sms.producer import Producer  # noqa: E402
+from dreams_sms.sandbox.testing import SandboxAdmin  # noqa: E402
+from dreams_sms.stack import DEMO_SECRET, DEMO_USER, Proc, Stack  # noqa: E402
+
+SENDER = "Dreams"
+TEXT = "Campaign {tag} message {i:07d}: your weekly offer is here"
+
+FULL = {
+    "enqueue": 50_000,
+    "naive_enqueue": 10_000,
+    "e2e": 50_000,
+    "naive": 1_000,
+    "scaling": 20_000,
+    "million": 1_000_000,
+    "sandbox_calls": 1_500,
+    "workers": 2,
+    "concurrency": 4,
+    "scale_workers": "1,2,4",
+    "repeat": 3,
+}
+QUICK = {
+    "enqueue": 2_000,
+    "naive_enqueue": 300,
+    "e2e": 2_000,
+    "naive": 100,
+    "scaling": 1_000,
+    "million": 5_000,
+    "sandbox_calls": 100,
+    "workers": 1,
+    "concurrency": 2,
+    "scale_workers": "1,2",
+    "repeat": 1,
+}
+
+# Targets from the issue.
+T_ENQUEUE = 50.0  # x naive
+T_BYTES = 0.25  # x naive
+T_MILLION_MB = 500.0
+T_DIRECT = 0.80  # x direct, at equal concurrency
+T_NAIVE_E2E = 100.0  # x naive, at the latency
+SANDBOX_BUSY = 0.85  # cores: the sandbox is one GIL-bound process
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# -- data ----------------------------------------------------------------------------------
+def _row(i: int, tag: str) -> tuple[str, str]:
+    # 96650XXXXXXX: valid Saudi mobiles (national 50XXXXXXX) for i < 10,000,000
+    return f"96650{i % 10_000_000:07d}", TEXT.format(tag=tag, i=i)
+
+
+def rows(n: int, tag: str) -> list[tuple[str, str]]:
+    return [_row(i, tag) for i in range(n)]
+
+
+def iter_rows(n: int, tag: str) -> Iterator[tuple[str, str]]:
+    return (_row(i, tag) for i in range(n))
+
+
+def used_memory(r: redis.Redis) -> int:
+    return int(r.info("memory")["used_memory"])
+
+
+# -- CPU accounting (Linux /proc) -------------------------------------------------------------
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _cpu_by_group() -> dict[int, float]:
+    """CPU seconds (user + system) of every live process, summed per process group."""
+    out: dict[int, float] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return out
+    for name in entries:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pgrp = int(fields[2])
+        out[pgrp] = out.get(pgrp, 0.0) + (int(fields[11]) + int(fields[12])) / _TICK
+    return out
+
+
+def _self_cpu() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+class CpuMeter:
+    """CPU used by named groups of processes (each started in its own session, so
+    a group id is the pid of its leader) and by this process ("bench")."""
+
+    def __init__(self, groups: dict[str, Sequence[int]]):
+        self.groups = {k: list(v) for k, v in groups.items() if v}
+        self._start: dict[str, float] = {}
+        self._t0 = 0.0
+
+    def _snapshot(self) -> dict[str, float]:
+        by = _cpu_by_group()
+        snap = {k: sum(by.get(pid, 0.0) for pid in pids) for k, pids in self.groups.items()}
+        snap["bench"] = _self_cpu()
+        return snap
+
+    def start(self) -> None:
+        self._t0 = time.perf_counter()
+        self._start = self._snapshot()
+
+    def cores(self) -> dict[str, float]:
+        """Cores used by each group since `start` (CPU seconds / wall seconds)."""
+        wall = max(time.perf_counter() - self._t0, 1e-9)
+        end = self._snapshot()
+        return {k: (end[k] - self._start.get(k, 0.0)) / wall for k in end}
+
+
+def stack_groups(stack: Stack, workers: Sequence[Proc] | None = None) -> dict[str, list[int]]:
+    return {
+        "workers": [w.pid for w in (stack.workers if workers is None else workers)],
+        "sandbox": [stack.sandbox.pid] if stack.sandbox else [],
+        "redis": [stack.redis.proc.pid] if stack.redis and stack.redis.proc else [],
+        "beat": [stack.beat.pid] if stack.beat and stack.beat.alive() else [],
+    }
+
+
+# -- profiling (only with --profile) -----------------------------------------------------------
+@contextlib.contextmanager
+def py_spy(pids: Sequence[int], out: Path | None, name: str) -> Iterator[None]:
+    """Sample `pids` (and their children) with py-spy while the block runs."""
+    exe = shutil.which("py-spy") if out else None
+    if out is None:
+        yield
+        return
+    if exe is None:
+        log("py-spy is not installed (pip install py-spy): no worker profile")
+        yield
+        return
+    spies = []
+    for k, pid in enumerate(pids):
+        raw = out / f"{name}-{k}.txt"
+        spies.append((raw, subprocess.Popen(
+            [exe, "record", "-p", str(pid), "--subprocesses", "--nonblocking", "-r", "100",
+             "-f", "raw", "-o", str(raw)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
+    time.sleep(1.0)  # py-spy attaches
+    try:
+        yield
+    finally:
+        for _, spy in spies:
+            spy.send_signal(signal.SIGINT)
+        for _, spy in spies:
+            try:
+                spy.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                spy.kill()
+        raws = [raw for raw, _ in spies if raw.exists()]
+        if raws:
+            summary = out / f"{name}-summary.txt"
+            summary.write_text(summarize_collapsed(raws), encoding="utf-8")
+            log(f"profile: {summary} (collapsed stacks: {', '.join(str(r) for r in raws)})")
+
+
+_FRAMEWORK = ("celery/", "billiard/", "click/", "kombu/", "<frozen runpy>")
+
+
+def summarize_collapsed(paths: Sequence[Path], top: int = 40) -> str:
+    """Inclusive and self shares of each frame in py-spy's collapsed ("raw") output."""
+    inclusive: Counter[str] = Counter()
+    own: Counter[str] = Counter()
+    total = 0
+    for path in paths:
+        for line in path.read_text(errors="replace").splitlines():
+            stack, _, count = line.rpartition(" ")
+            if not count.isdigit():
+                continue
+            n = int(count)
+            frames = stack.split(";")
+            total += n
+            own[frames[-1]] += n
+            for frame in set(frames):
+                inclusive[frame] += n
+    total = max(total, 1)
+    ours = [(f, n) for f, n in inclusive.most_common()
+            if not f.startswith("process ") and not any(x in f for x in _FRAMEWORK)]
+    lines = [f"{total} samples (Celery/billiard/click frames left out of the inclusive list)",
+             "", "-- inclusive"]
+    lines += [f"{n / total:6.1%}  {f}" for f, n in ours[:top]]
+    lines += ["", "-- self"]
+    lines += [f"{n / total:6.1%}  {f}" for f, n in own.most_common(top)]
+    return "\n".join(lines) + "\n"
+
+
+# -- results -----------------------------------------------------------------------------------
+@dataclass
+class Run:
+    name: str
+    n: int
+    seconds: float
+    cores: dict[str, float] = field(default_factory=dict)
+    extra: dict[str, float] = field(default_factory=dict)
+    kind: str = ""  # queue, direct, naive
+    rates: list[float] = field(default_factory=list)  # every repetition
+
+    @property
+    def rate(self) -> float:
+        return self.n / self.seconds if self.seconds > 0 else float("nan")
+
+    def cpu_us_per_msg(self, who: str | None = None) -> float:
+        cores = self.cores.get(who, 0.0) if who else sum(self.cores.values())
+        return cores * self.seconds / self.n * 1e6 if self.n else float("nan")
+
+
+def median(runs: Sequence[Run]) -> Run:
+    """The run with the median rate (the lower middle for an even count); keeps all rates."""
+    ordered = sorted(runs, key=lambda r: r.rate)
+    mid = ordered[(len(ordered) - 1) // 2]
+    mid.rates = [r.rate for r in runs]
+    return mid
+
+
+def repeat(times: int, make: Callable[[int], Run]) -> Run:
+    return median([make(k) for k in range(max(times, 1))])
+
+
+@dataclass
+class Results:
+    machine: dict[str, str] = field(default_factory=dict)
+    enqueue: Run | None = None
+    enqueue_naive: Run | None = None
+    enqueue_naive_events: Run | None = None
+    e2e: dict[float, Run] = field(default_factory=dict)
+    direct: dict[float, Run] = field(default_factory=dict)
+    naive: dict[float, Run] = field(default_factory=dict)
+    scaling: list[tuple[int, int, Run]] = field(default_factory=list)  # (workers, slots, run)
+    million: Run | None = None
+    sandbox: dict[str, float] = field(default_factory=dict)
+
+
+# -- 1, 2, 5: enqueue and memory --------------------------------------------------------------
+def bench_producer_enqueue(n: int, *, streamed: bool = False, tag: str = "enq",
+                           profile: Path | None = None) -> Run:
+    """`Producer.send_bulk` of n rows into a fresh private Redis, no workers."""
+    with LocalRedis() as server:
+        settings = Settings.from_env({"REDIS_URL": server.url})
+        producer = Producer(settings)
+        producer.send_bulk(SENDER, rows(10, "warm"))  # connections, script, group, Celery app
+        r = redis.Redis.from_url(server.url)
+        data: object = iter_rows(n, tag) if streamed else rows(n, tag)
+        prof = cProfile.Profile() if profile else None
+        before = used_memory(r)
+        t0 = time.perf_counter()
+        if prof:
+            prof.enable()
+        result = producer.send_bulk(SENDER, data)  # type: ignore[arg-type]
+        if prof:
+            prof.disable()
+        seconds = time.perf_counter() - t0
+        after = used_memory(r)
+        info = r.info("memory")
+        queued = sum(r.xlen(k) for k in r.scan_iter(f"{settings.prefix}:q:*"))
+        r.close()
+        producer.r.close()
+    if result.queued != n:
+        raise RuntimeError(f"producer queued {result.queued} of {n}: {result.rejected[:3]}")
+    if prof and profile:
+        out = io.StringIO()
+        stats = pstats.Stats(prof, stream=out)
+        stats.sort_stats("cumulative").print_stats(30)
+        stats.sort_stats("tottime").print_stats(20)
+        path = profile / "enqueue-producer-cprofile.txt"
+        path.write_text(out.getvalue(), encoding="utf-8")
+        log(f"profile: {path}")
+    return Run("producer send_bulk", n, seconds, extra={
+        "bytes_per_msg": (after - before) / n,
+        "used_memory_mb": after / 1e6,
+        "delta_mb": (after - before) / 1e6,
+        "rss_mb": int(info["used_memory_rss"]) / 1e6,
+        "queued_in_redis": float(queued),
+    })
+
+
+def bench_naive_enqueue(n: int, *, sent_event: bool = False) -> Run:
+    """One Celery `apply_async` per message (one reused producer), ignore_result, no worker."""
+    with LocalRedis() as server:
+        app = naive_app.make_app(server.url)
+        app.conf.task_send_sent_event = sent_event
+        task = app.tasks[naive_app.TASK]
+        r = redis.Redis.from_url(server.url)
+        data = rows(n, "naive-enq")
+        with app.producer_or_acquire() as prod:
+            task.apply_async(args=("966500000000", "warm", SENDER), producer=prod)
+            before = used_memory(r)
+            t0 = time.perf_counter()
+            for to, text in data:
+                task.apply_async(args=(to, text, SENDER), producer=prod)
+            seconds = time.perf_counter() - t0
+        after = used_memory(r)
+        queued = r.llen(naive_app.QUEUE) - 1
+        r.close()
+        app.close()
+    if queued != n:
+        raise RuntimeError(f"naive queue holds {queued} of {n} task messages")
+    name = "naive apply_async" + (" + sent events" if sent_event else "")
+    return Run(name, n, seconds, extra={"bytes_per_msg": (after - before) / n})
+
+
+# -- 3, 4: end to end -------------------------------------------------------------------------
+def prepare_sandbox(admin: SandboxAdmin, latency_ms: float) -> None:
+    admin.reset()  # clears the record, the counters and the faults
+    admin.set_balance(10**12)
+    admin.faults(latency_ms=latency_ms)
+
+
+def wait_accepted(admin: SandboxAdmin, n: int, timeout: float, stack: Stack | None = None,
+                  every: float = 0.02) -> float:
+    """Poll the sandbox until it accepted n messages; returns perf_counter() at that point."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = admin.stats()["accepted"]
+        if got >= n:
+            return time.perf_counter()
+        if time.monotonic() > deadline:
+            logs = stack.logs()[-6000:] if stack else ""
+            raise RuntimeError(f"only {got} of {n} accepted after {timeout:.0f}s\n{logs}")
+        time.sleep(every)
+
+
+def check_record(admin: SandboxAdmin, n: int, what: str) -> None:
+    stats = admin.stats()
+    if stats["accepted"] != n or stats["duplicates"]:
+        raise RuntimeError(f"{what}: sandbox accepted {stats['accepted']} of {n}, "
+                           f"{stats['duplicates']} duplicates")
+
+
+def timeout_for(n: int, slots: int, latency_ms: float, per_call: int) -> float:
+    """Generous: ten times the latency-bound time, plus slack."""
+    calls = n / max(per_call, 1)
+    return 60.0 + 10 * calls * (latency_ms / 1000.0 + 0.005) / max(slots, 1)
+
+
+def run_e2e(stack: Stack, producer: Producer, admin: SandboxAdmin, n: int, latency_ms: float,
+            tag: str, slots: int, batch: int) -> Run:
+    prepare_sandbox(admin, latency_ms)
+    data = rows(n, tag)
+    meter = CpuMeter(stack_groups(stack))
+    meter.start()
+    t0 = time.perf_counter()
+    result = producer.send_bulk(SENDER, data)
+    enqueued = time.perf_counter() - t0
+    t1 = wait_accepted(admin, n, timeout_for(n, slots, latency_ms, batch), stack)
+    cores = meter.cores()
+    if result.queued != n:
+        raise RuntimeError(f"queued {result.queued} of {n}")
+    check_record(admin, n, f"end-to-end {tag}")
+    return Run(f"queue @{latency_ms:g} ms", n, t1 - t0, cores, {"enqueue_s": enqueued},
+               kind="queue")
+
+
+def run_direct(settings: Settings, admin: SandboxAdmin, n: int, latency_ms: float, tag: str,
+               threads: int, batch: int, groups: dict[str, list[int]]) -> Run:
+    """The limit without a queue: `threads` threads, each its own DreamsClient, in a loop."""
+    prepare_sandbox(admin, latency_ms)
+    data = rows(n, tag)
+    batches = iter([data[i:i + batch] for i in range(0, n, batch)])
+    lock = threading.Lock()
+    gate = threading.Barrier(threads + 1)
+    errors: list[BaseException] = []
+    clients = [DreamsClient(settings) for _ in range(threads)]
+
+    def work(client: DreamsClient) -> None:
+        try:
+            client.balance()  # open the keep-alive connection before the clock starts
+        except Exception as exc:
+            errors.append(exc)
+        gate.wait()
+        try:
+            while not errors:
+                with lock:
+                    items = next(batches, None)
+                if items is None:
+                    return
+                client.send_multi(SENDER, items)
+        except Exception as exc:
+            errors.append(exc)
+
+    pool = [threading.Thread(target=work, args=(c,), daemon=True) for c in clients]
+    for t in pool:
+        t.start()
+    meter = CpuMeter(groups)
+    gate.wait()
+    meter.start()
+    t0 = time.perf_counter()
+    for t in pool:
+        t.join()
+    seconds = time.perf_counter() - t0
+    cores = meter.cores()
+    for c in clients:
+        c.close()
+    if errors:
+        raise RuntimeError(f"direct run failed: {errors[0]!r}")
+    check_record(admin, n, f"direct {tag}")
+    return Run(f"direct @{latency_ms:g} ms", n, seconds, cores, kind="direct")
+
+
+def publish_naive(app: celery.Celery, data: Sequence[tuple[str, str]]) -> None:
+    task = app.tasks[naive_app.TASK]
+    with app.producer_or_acquire() as prod:
+        for to, text in data:
+            task.apply_async(args=(to, text, SENDER), producer=prod)
+
+
+def run_naive(stack: Stack, app: celery.Celery, workers: Sequence[Proc], admin: SandboxAdmin,
+              n: int, latency_ms: float, tag: str, slots: int) -> Run:
+    prepare_sandbox(admin, latency_ms)
+    data = rows(n, tag)
+    meter = CpuMeter(stack_groups(stack, workers))
+    meter.start()
+    t0 = time.perf_counter()
+    publish_naive(app, data)
+    enqueued = time.perf_counter() - t0
+    t1 = wait_accepted(admin, n, timeout_for(n, slots, latency_ms, 1), stack)
+    cores = meter.cores()
+    check_record(admin, n, f"naive {tag}")
+    return Run(f"naive @{latency_ms:g} ms", n, t1 - t0, cores, {"enqueue_s": enqueued},
+               kind="naive")
+
+
+def sandbox_rate(url: str, pid: int | None, calls: int, threads: int, recipients: int
+                 ) -> dict[str, float]:
+    """The sandbox's own rate, measured as bench/sandbox_rate.py does: pre-encoded
+    sendsms_multi bodies fired from `threads` threads, one session each."""
+    api = f"{url}/index.php/api/sendsms_multi"
+    share = [calls // threads + (1 if t < calls % threads else 0) for t in range(threads)]
+    gate = threading.Barrier(threads + 1)
+    bad: list[str] = []
+
+    def work(t: int) -> None:
+        items = [(f"96650{t:02d}{i:05d}", f"Sandbox rate {i} from thread {t}")
+                 for i in range(recipients)]
+        body = urlencode({"user": DEMO_USER, "secret_key": DEMO_SECRET, "sender": SENDER,
+                          "to": multi_payload(items)}).encode()
+        try:
+            with requests.Session() as s:
+                s.headers["Content-Type"] = "application/x-www-form-urlencoded"
+                s.post(api, data=body, timeout=30)
+                gate.wait()
+                for _ in range(share[t]):
+                    answer = s.post(api, data=body, timeout=30).text
+                    if answer != "Result:Success":
+                        bad.append(answer)
+        except Exception as exc:
+            bad.append(repr(exc))
+            with contextlib.suppress(threading.BrokenBarrierError):
+                gate.abort()
+
+    pool = [threading.Thread(target=work, args=(t,), daemon=True) for t in range(threads)]
+    for t in pool:
+        t.start()
+    meter = CpuMeter({"sandbox": [pid]} if pid else {})
+    with contextlib.suppress(threading.BrokenBarrierError):
+        gate.wait()
+    meter.start()
+    t0 = time.perf_counter()
+    for t in pool:
+        t.join()
+    seconds = time.perf_counter() - t0
+    cores = meter.cores()
+    if bad:
+        raise RuntimeError(f"sandbox answered {bad[0]!r}")
+    return {
+        "calls": float(calls),
+        "threads": float(threads),
+        "recipients": float(recipients),
+        "seconds": seconds,
+        "calls_per_s": calls / seconds,
+        "msgs_per_s": calls * recipients / seconds,
+        "cpu_us_per_call": cores.get("sandbox", float("nan")) * seconds / calls * 1e6,
+        "cores": cores.get("sandbox", float("nan")),
+    }
+
+
+def pythonpath() -> str:
+    parts = [str(ROOT), str(BENCH)]
+    if os.environ.get("PYTHONPATH"):
+        parts.append(os.environ["PYTHONPATH"])
+    return os.pathsep.join(parts)
+
+
+def stack_env(slots: int, batch: int, latency_ms: float) -> dict[str, str]:
+    return {
+        "DREAMS_BATCH_WAIT": "0",
+        "DREAMS_BATCH_SIZE": str(batch),
+        "DREAMS_SENDER_PARALLELISM": str(slots),
+        "DREAMS_READ_TIMEOUT": str(max(10.0, 20 * latency_ms / 1000.0)),
+        "PYTHONPATH": pythonpath(),  # a fresh clone need not be pip-installed
+    }
+
+
+def warm(admin: SandboxAdmin, send: Callable[[list[tuple[str, str]]], object], n: int,
+         stack: Stack) -> None:
+    """Push n messages through and wait for them: processes up, connections open."""
+    prepare_sandbox(admin, 0)
+    send(rows(n, "warm"))
+    wait_accepted(admin, n, 120, stack, every=0.1)
+
+
+def start_naive_workers(stack: Stack, count: int, concurrency: int) -> list[Proc]:
+    procs = []
+    for k in range(1, count + 1):
+        args = [sys.executable, "-m", "celery", "-A", "naive_app", "worker", "-Q",
+                naive_app.QUEUE, "-c", str(concurrency), "-n", f"naive{k}@%h",
+                "--without-gossip", "--without-mingle", "-l", "INFO"]
+        procs.append(Proc(f"naive{k}", args, stack.env(), stack.dir / f"naive{k}.log"))
+    return procs
+
+
+def bench_stack(res: Results, a: argparse.Namespace) -> None:
+    """3: the queue, the direct limit and the naive design on one sandbox and one Redis."""
+    slots = a.workers * a.concurrency
+    latencies = [0.0, a.latency_ms] if a.latency_ms else [0.0]
+    stack = Stack(workers=a.workers, concurrency=a.concurrency,
+                  env=stack_env(slots, a.batch_size, max(latencies)))
+    log(f"starting the stack: {a.workers} workers x {a.concurrency}")
+    stack.start()
+    naive_procs: list[Proc] = []
+    try:
+        admin = SandboxAdmin(stack.sandbox_url, timeout=30)
+        settings = Settings.from_env(stack.env())
+        producer = Producer(settings)
+        warm(admin, lambda d: producer.send_bulk(SENDER, d), 2 * slots * a.batch_size, stack)
+        for latency in latencies:
+            queue_runs, direct_runs = [], []
+            for k in range(a.repeat):  # interleaved, so drift hits both alike
+                log(f"end to end, queue, {a.e2e} messages at {latency:g} ms ({k + 1}/{a.repeat})")
+                queue_runs.append(run_e2e(stack, producer, admin, a.e2e, latency,
+                                          f"q{latency:g}-{k}", slots, a.batch_size))
+                log(f"  {queue_runs[-1].rate:,.0f} msgs/s")
+                log(f"direct limit, {slots} threads, {a.e2e} messages at {latency:g} ms")
+                direct_runs.append(run_direct(settings, admin, a.e2e, latency,
+                                              f"d{latency:g}-{k}", slots, a.batch_size,
+                                              stack_groups(stack)))
+                log(f"  {direct_runs[-1].rate:,.0f} msgs/s")
+            res.e2e[latency], res.direct[latency] = median(queue_runs), median(direct_runs)
+        if a.profile:
+            log(f"profiling the workers: one more queue run at {latencies[-1]:g} ms")
+            with py_spy([w.pid for w in stack.workers], a.profile,
+                        f"workers-{latencies[-1]:g}ms"):
+                run_e2e(stack, producer, admin, a.e2e, latencies[-1], "prof", slots,
+                        a.batch_size)
+        threads = max(8, slots)
+        log(f"sandbox's own rate: {a.sandbox_calls} calls from {threads} threads")
+        prepare_sandbox(admin, 0)
+        res.sandbox = sandbox_rate(stack.sandbox_url, stack.sandbox.pid if stack.sandbox else None,
+                                   a.sandbox_calls, threads, a.batch_size)
+        log(f"  {res.sandbox['msgs_per_s']:,.0f} msgs/s")
+
+        # The naive design: the queue's workers and beat stop, naive workers take their slots.
+        for proc in [stack.beat, *stack.workers]:
+            if proc is not None:
+                proc.stop()
+        stack.workers, stack.beat = [], None
+        log(f"naive design: {a.workers} workers x {a.concurrency}")
+        naive_procs = start_naive_workers(stack, a.workers, a.concurrency)
+        app = naive_app.make_app(stack.redis_url)
+        warm(admin, lambda d: publish_naive(app, d), 4 * slots, stack)
+        for latency in latencies:
+            runs = []
+            for k in range(a.repeat):
+                log(f"end to end, naive, {a.naive} messages at {latency:g} ms "
+                    f"({k + 1}/{a.repeat})")
+                runs.append(run_naive(stack, app, naive_procs, admin, a.naive, latency,
+                                      f"n{latency:g}-{k}", slots))
+                log(f"  {runs[-1].rate:,.0f} msgs/s")
+            res.naive[latency] = median(runs)
+        app.close()
+        producer.r.close()
+    finally:
+        for proc in naive_procs:
+            proc.stop()
+        stack.stop()
+
+
+def bench_scaling(res: Results, a: argparse.Namespace) -> None:
+    """4: the end-to-end rate at 1, 2, 4 ... worker processes at the latency."""
+    for count in a.scale_workers:
+        slots = count * a.concurrency
+        stack = Stack(workers=count, concurrency=a.concurrency,
+                      env=stack_env(slots, a.batch_size, a.latency_ms))
+        log(f"scaling: {count} workers x {a.concurrency}, {a.scaling} messages "
+            f"at {a.latency_ms:g} ms")
+        stack.start()
+        try:
+            admin = SandboxAdmin(stack.sandbox_url, timeout=30)
+            producer = Producer(Settings.from_env(stack.env()))
+            warm(admin, lambda d, p=producer: p.send_bulk(SENDER, d), 2 * slots * a.batch_size,
+                 stack)
+            run = repeat(a.repeat, lambda k, st=stack, p=producer, ad=admin, s=slots, c=count:
+                         run_e2e(st, p, ad, a.scaling, a.latency_ms, f"s{c}-{k}", s,
+                                 a.batch_size))
+            run.name = f"queue @{a.latency_ms:g} ms, {count} x {a.concurrency} (scaling)"
+            res.scaling.append((count, slots, run))
+            log(f"  {run.rate:,.0f} msgs/s")
+            producer.r.close()
+        finally:
+            stack.stop()
+
+
+# -- the report -----------------------------------------------------------------------------
+def machine() -> dict[str, str]:
+    cpu = platform.processor() or platform.machine()
+    mem = ""
+    with contextlib.suppress(OSError):
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal"):
+                    mem = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+                    break
+    with LocalRedis() as server:
+        r = redis.Redis.from_url(server.url)
+        redis_version = r.info("server")["redis_version"]
+        r.close()
+    try:
+        import hiredis  # noqa: F401
+
+        parser = "hiredis"
+    except ImportError:
+        parser = "pure Python (no hiredis)"
+    return {
+        "CPU": cpu,
+        "cores": str(os.cpu_count()),
+        "memory": mem or "unknown",
+        "OS": platform.platform(),
+        "Python": platform.python_version(),
+        "Redis": redis_version,
+        "load average at start (1/5/15 min)": " / ".join(f"{x:.2f}" for x in os.getloadavg())
+        if hasattr(os, "getloadavg") else "n/a",
+        "celery / kombu / redis-py": f"{celery.__version__} / "
+                                     f"{_version('kombu')} / {redis.__version__} ({parser})",
+    }
+
+
+def _version(dist: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return "?"
+
+
+def _n(x: float, digits: int = 0) -> str:
+    if x != x:  # nan
+        return "n/a"
+    return f"{x:,.{digits}f}"
+
+
+def _ratio(x: float) -> str:
+    if x != x:
+        return "n/a"
+    return f"{x:,.1f}x" if x >= 10 else f"{x:.2f}x"
+
+
+def _met(ok: bool) -> str:
+    return "**yes**" if ok else "**NO**"
+
+
+def _table(head: Sequence[str], body: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in body]
+    return "\n".join(lines)
+
+
+def _div(a: float, b: float) -> float:
+    return a / b if b else float("nan")
+
+
+def _spread(run: Run) -> str:
+    if len(run.rates) < 2:
+        return _n(run.rate)
+    return f"{_n(run.rate)} ({_n(min(run.rates))}-{_n(max(run.rates))})"
+
+
+def targets(res: Results, a: argparse.Namespace) -> list[list[str]]:
+    """[measurement, this design, baseline, ratio, target, met] rows."""
+    lat = a.latency_ms
+    out: list[list[str]] = []
+    if res.enqueue and res.enqueue_naive:
+        r = _div(res.enqueue.rate, res.enqueue_naive.rate)
+        out.append(["1. enqueue rate, msgs/s (send_bulk vs apply_async per message)",
+                    _spread(res.enqueue), _spread(res.enqueue_naive), _ratio(r),
+                    f">= {T_ENQUEUE:g}x", _met(r >= T_ENQUEUE)])
+        if res.enqueue_naive_events:
+            r = _div(res.enqueue.rate, res.enqueue_naive_events.rate)
+            out.append(["1b. same, naive with `task_send_sent_event=True` (as "
+                        "dreams_sms.celeryapp sets it)", _spread(res.enqueue),
+                        _spread(res.enqueue_naive_events), _ratio(r), "(info)", "-"])
+        mine, naive = res.enqueue.extra["bytes_per_msg"], res.enqueue_naive.extra["bytes_per_msg"]
+        r = _div(mine, naive)
+        out.append(["2. Redis bytes per queued message", _n(mine), _n(naive), _ratio(r),
+                    f"<= {T_BYTES:g}x", _met(r <= T_BYTES)])
+    for latency, run in res.e2e.items():
+        d = res.direct.get(latency)
+        if d:
+            r = _div(run.rate, d.rate)
+            out.append([f"3. end to end @{latency:g} ms vs direct limit, msgs/s",
+                        _spread(run), _spread(d), f"{r:.0%}", f">= {T_DIRECT:.0%}",
+                        _met(r >= T_DIRECT)])
+    for latency, run in res.e2e.items():
+        nv = res.naive.get(latency)
+        if nv:
+            r = _div(run.rate, nv.rate)
+            target = latency == lat and lat > 0
+            out.append([f"3. end to end @{latency:g} ms vs naive design, msgs/s",
+                        _spread(run), _spread(nv), _ratio(r),
+                        f">= {T_NAIVE_E2E:g}x" if target else "(info)",
+                        _met(r >= T_NAIVE_E2E) if target else "-"])
+    for latency, d in res.direct.items():
+        nv = res.naive.get(latency)
+        if nv:
+            out.append([f"3. (ceiling) direct limit @{latency:g} ms vs naive design",
+                        _spread(d), _spread(nv), _ratio(_div(d.rate, nv.rate)), "(info)", "-"])
+    if res.scaling:
+        first = res.scaling[0]
+        for count, slots, run in res.scaling[1:]:
+            r = _div(run.rate, first[2].rate)
+            out.append([f"4. scaling @{lat:g} ms: {count} vs {first[0]} workers",
+                        _spread(run), _spread(first[2]), _ratio(r),
+                        f"(ideal {slots / first[1]:g}x)", "-"])
+    if res.million:
+        mb = res.million.extra["delta_mb"]
+        out.append([f"5. Redis memory with {res.million.n:,} queued, MB", _n(mb, 1), "-", "-",
+                    f"< {T_MILLION_MB:g} MB", _met(mb < T_MILLION_MB)])
+        bpm = res.million.extra["bytes_per_msg"]
+        naive = res.enqueue_naive.extra["bytes_per_msg"] if res.enqueue_naive else float("nan")
+        out.append([f"5. bytes per message at {res.million.n:,}", _n(bpm), _n(naive),
+                    _ratio(_div(bpm, naive)), "(info)", "-"])
+    if res.sandbox:
+        timed = [*res.e2e.values(), *res.direct.values(), *res.naive.values(),
+                 *(r for _, _, r in res.scaling)]
+        fastest = max((r.rate for r in timed), default=0.0)
+        busiest = max((r.cores.get("sandbox", 0.0) for r in timed), default=0.0)
+        ok = res.sandbox["msgs_per_s"] > fastest and busiest < SANDBOX_BUSY
+        out.append([f"6. sandbox's own rate vs fastest run (its busiest: {busiest:.2f} cores)",
+                    _n(res.sandbox["msgs_per_s"]), _n(fastest),
+                    _ratio(_div(res.sandbox["msgs_per_s"], fastest)),
+                    f"sandbox never the bottleneck (> fastest, < {SANDBOX_BUSY:g} core)",
+                    _met(ok)])
+    return out
+
+
+def render(res: Results, a: argparse.Namespace, command: str, elapsed: float) -> str:
+    lat = a.latency_ms
+    slots = a.workers * a.concurrency
+    main_md = _table(["measurement", "this design", "baseline", "ratio", "target", "met"],
+                     targets(res, a))
+
+    scaling_md = "(not run)"
+    if res.scaling:
+        _, first_slots, first = res.scaling[0]
+        body = []
+        for count, s, run in res.scaling:
+            ideal = s * a.batch_size / (lat / 1000.0) if lat else float("nan")
+            body.append([str(count), f"{count} x {a.concurrency} = {s}", _spread(run),
+                         _ratio(_div(run.rate, first.rate)),
+                         f"{_div(run.rate / s, first.rate / first_slots):.0%}", _n(ideal),
+                         f"{_div(run.rate, ideal):.0%}", _n(run.cores.get("workers", 0), 2),
+                         _n(sum(run.cores.values()), 2)])
+        scaling_md = _table(["workers", "slots", "msgs/s", "speed-up", "per-slot efficiency",
+                             f"latency bound (slots x {a.batch_size} / latency)", "of bound",
+                             "worker cores", "all cores"], body)
+
+    runs: list[Run] = [*res.e2e.values(), *res.direct.values(), *res.naive.values(),
+                       *(r for _, _, r in res.scaling)]
+    cpu_body = []
+    for run in runs:
+        c = run.cores
+        sender = "bench" if run.kind == "direct" else "workers"
+        cpu_body.append([run.name, _n(run.n), _n(run.seconds, 2), _spread(run),
+                         _n(c.get("bench", 0), 2), _n(c.get("workers", 0), 2),
+                         _n(c.get("sandbox", 0), 2), _n(c.get("redis", 0), 2),
+                         _n(c.get("beat", 0), 2), _n(sum(c.values()), 2),
+                         _n(run.cpu_us_per_msg(sender)), _n(run.cpu_us_per_msg())])
+    if res.sandbox:
+        sb = res.sandbox
+        cpu_body.append([f"sandbox alone @0 ms ({int(sb['threads'])} threads, pre-encoded)",
+                         _n(sb["calls"] * sb["recipients"]), _n(sb["seconds"], 2),
+                         _n(sb["msgs_per_s"]), "-", "-", _n(sb["cores"], 2), "-", "-", "-",
+                         "-", "-"])
+    cpu_md = _table(["run", "messages", "seconds", "msgs/s", "bench process", "workers",
+                     "sandbox", "redis", "beat", "total cores",
+                     "sender-side CPU us/msg", "all CPU us/msg"], cpu_body)
+
+    notes = []
+    if res.enqueue and res.enqueue_naive:
+        e, nv = res.enqueue, res.enqueue_naive
+        notes.append(f"enqueue: {e.n:,} rows via `send_bulk` in {e.seconds:.2f} s; "
+                     f"naive: {nv.n:,} `apply_async` in {nv.seconds:.2f} s")
+    if res.million:
+        m = res.million
+        notes.append(f"memory at scale: {m.n:,} rows generated on the fly and enqueued in "
+                     f"{m.seconds:.1f} s ({m.rate:,.0f} msgs/s); Redis used_memory "
+                     f"{m.extra['used_memory_mb']:.1f} MB in all (RSS {m.extra['rss_mb']:.1f} MB)"
+                     f", {m.extra['queued_in_redis']:,.0f} stream entries")
+    if res.sandbox:
+        notes.append(f"sandbox alone: {res.sandbox['cpu_us_per_call']:,.0f} us of its CPU per "
+                     f"sendsms_multi call of {int(res.sandbox['recipients'])}")
+    machine_md = "\n".join(f"- **{k}**: {v}" for k, v in res.machine.items())
+    notes_md = "\n".join(f"- {s}" for s in notes)
+    example = TEXT.format(tag="q0", i=1)
+    return f"""# Benchmarks
+
+Written by `bench/benchmark.py` ({elapsed:.0f} s, {time.strftime('%Y-%m-%d %H:%M %Z')}):
+
+```
+{command}
+```
+
+## Machine
+
+{machine_md}
+
+## Set-up
+
+- All on loopback: private `redis-server`s, the sandbox in its own process
+  (`python -m dreams_sms.sandbox --admin`), real `celery worker` processes (prefork).
+- Queue and naive design: {a.workers} worker processes x concurrency {a.concurrency}
+  = {slots} slots (`Stack(workers={a.workers}, concurrency={a.concurrency})`); the direct
+  limit: {slots} threads, each with its own `DreamsClient`, looping over `send_multi`.
+- Batch size {a.batch_size}; `DREAMS_BATCH_WAIT=0`; `DREAMS_SENDER_PARALLELISM={slots}`;
+  one sender (`{SENDER}`) in every design; beat running for the queue.
+- Texts like `{example}` ({len(example)} characters); numbers `96650XXXXXXX`.
+- End to end = from the first enqueue to the sandbox having accepted all N
+  (`stats()["accepted"]`, polled every 20 ms), stack warm; every run checks that the
+  sandbox accepted exactly N, no duplicates. Latency is the sandbox's `latency_ms`.
+- Sizes: enqueue {a.enqueue:,} (naive {a.naive_enqueue:,}); end to end {a.e2e:,}
+  (naive {a.naive:,}); scaling {a.scaling:,} per point; memory at scale {a.million:,}.
+  Timed runs are repeated {a.repeat}x: the median is shown, (min-max) beside it.
+- Naive design (`bench/naive_app.py`): one Celery task per message, each one `sendsms`
+  call; Celery defaults plus `task_ignore_result=True`; enqueued with `apply_async`
+  in a loop over one reused producer.
+{notes_md}
+
+## Results
+
+{main_md}
+
+## Scaling at {lat:g} ms
+
+{scaling_md}
+
+## CPU during each run
+
+Cores = CPU seconds of the process group / wall seconds ({os.cpu_count()} cores in all).
+The bench process enqueues (queue, naive) or is the client (direct). Sender-side CPU
+is the workers' for the queue and the naive design, the client threads' for direct.
+
+{cpu_md}
+"""
+
+
+def chart(res: Results, path: Path, a: argparse.Namespace) -> Path | None:
+    """A PNG of the scaling curve, when matplotlib is installed."""
+    if not res.scaling:
+        return None
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    xs = [count for count, _, _ in res.scaling]
+    fig, ax = plt.subplots(figsize=(5, 3.2), dpi=100)
+    ax.plot(xs, [run.rate for _, _, run in res.scaling], marker="o", label="end to end")
+    if a.latency_ms:
+        ax.plot(xs, [s * a.batch_size / (a.latency_ms / 1000.0) for _, s, _ in res.scaling],
+                linestyle="--", label="latency bound")
+    ax.set_xlabel(f"worker processes (x{a.concurrency} slots)")
+    ax.set_ylabel("messages/s")
+    ax.set_title(f"Scaling at {a.latency_ms:g} ms latency")
+    ax.set_xticks(xs)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+# -- main ---------------------------------------------------------------------------------------
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="tiny sizes, no repeats: a smoke run")
+    p.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md",
+                   help="markdown report (default: BENCHMARKS.md at the repo root)")
+    p.add_argument("--chart", type=Path, default=None,
+                   help="scaling chart PNG, written when matplotlib is installed "
+                        "(default: next to --output)")
+    p.add_argument("--latency-ms", type=float, default=50.0, help="sandbox latency (50)")
+    p.add_argument("--batch-size", type=int, default=100, help="DREAMS_BATCH_SIZE (100)")
+    p.add_argument("--workers", type=int, help="worker processes (2; quick 1)")
+    p.add_argument("--concurrency", type=int, help="slots per worker process (4; quick 2)")
+    p.add_argument("--enqueue", type=int, help="messages for the enqueue rate (50,000)")
+    p.add_argument("--naive-enqueue", type=int, help="apply_async calls for the baseline (10,000)")
+    p.add_argument("--e2e", type=int, help="messages per end-to-end and direct run (50,000)")
+    p.add_argument("--naive", type=int, help="messages per naive end-to-end run (1,000)")
+    p.add_argument("--scaling", type=int, help="messages per scaling point (20,000)")
+    p.add_argument("--scale-workers", help="worker counts for scaling (1,2,4)")
+    p.add_argument("--million", type=int, help="messages for memory at scale (1,000,000)")
+    p.add_argument("--sandbox-calls", type=int, help="calls for the sandbox's own rate (1,500)")
+    p.add_argument("--repeat", type=int, help="repetitions of each timed run, median kept (3)")
+    p.add_argument("--skip", default="",
+                   help="comma list of parts to skip: enqueue,e2e,scaling,million")
+    p.add_argument("--profile", type=Path, default=None, metavar="DIR",
+                   help="also profile the producer (cProfile) and the workers (py-spy, if "
+                        "installed) in extra, untimed runs; write the profiles to DIR")
+    a = p.parse_args(argv)
+    for key, value in (QUICK if a.quick else FULL).items():
+        if getattr(a, key) is None:
+            setattr(a, key, value)
+    a.scale_workers = [int(x) for x in str(a.scale_workers).split(",") if x.strip()]
+    a.skip = {s.strip() for s in a.skip.split(",") if s.strip()}
+    unknown = a.skip - {"enqueue", "e2e", "scaling", "million"}
+    if unknown:
+        p.error(f"--skip: unknown parts {sorted(unknown)}")
+    if not 1 <= a.batch_size <= 1000:
+        p.error("--batch-size must be 1-1000")
+    if a.latency_ms < 0 or a.repeat < 1 or a.workers < 1 or a.concurrency < 1:
+        p.error("--latency-ms must be >= 0; --repeat, --workers, --concurrency >= 1")
+    return a
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    a = parse_args(argv)
+    script = Path(__file__).resolve()
+    shown = script.relative_to(ROOT) if script.is_relative_to(ROOT) else script
+    command = "python " + " ".join(shlex.quote(str(x)) for x in [
+        shown, *(sys.argv[1:] if argv is None else argv)])
+    if a.profile:
+        a.profile.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    res = Results(machine=machine())
+    if "enqueue" not in a.skip:
+        log(f"enqueue: producer send_bulk, {a.enqueue} messages x{a.repeat}")
+        res.enqueue = repeat(a.repeat, lambda k: bench_producer_enqueue(a.enqueue, tag=f"e{k}"))
+        log(f"  {res.enqueue.rate:,.0f} msgs/s, {res.enqueue.extra['bytes_per_msg']:.1f} B/msg")
+        log(f"enqueue: naive apply_async, {a.naive_enqueue} messages x{a.repeat}")
+        res.enqueue_naive = repeat(a.repeat, lambda k: bench_naive_enqueue(a.naive_enqueue))
+        log(f"  {res.enqueue_naive.rate:,.0f} msgs/s, "
+            f"{res.enqueue_naive.extra['bytes_per_msg']:.1f} B/msg")
+        res.enqueue_naive_events = repeat(
+            a.repeat, lambda k: bench_naive_enqueue(a.naive_enqueue, sent_event=True))
+        log(f"  with sent events: {res.enqueue_naive_events.rate:,.0f} msgs/s")
+        if a.profile:
+            bench_producer_enqueue(a.enqueue, tag="prof", profile=a.profile)
+    if "e2e" not in a.skip:
+        bench_stack(res, a)
+    if "scaling" not in a.skip:
+        bench_scaling(res, a)
+    if "million" not in a.skip:
+        log(f"memory at scale: {a.million} messages, no workers")
+        res.million = bench_producer_enqueue(a.million, streamed=True, tag="m")
+        log(f"  {res.million.extra['delta_mb']:.1f} MB, "
+            f"{res.million.extra['bytes_per_msg']:.1f} bytes/msg")
+    text = render(res, a, command, time.perf_counter() - started)
+    png = chart(res, a.chart or a.output.with_name(a.output.stem + "-scaling.png"), a)
+    if png:
+        text += f"\n![scaling at {a.latency_ms:g} ms]({os.path.relpath(png, a.output.parent)})\n"
+    a.output.parent.mkdir(parents=True, exist_ok=True)
+    a.output.write_text(text, encoding="utf-8")
+    print(text)
+    log(f"wrote {a.output}" + (f" and {png}" if png else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,36 @@
+"""dreams_sms: a queue-backed bulk SMS worker for the Dreams SMS API."""
+
+from .errors import (
+    ConfigError,
+    DreamsError,
+    GarbledResponse,
+    InvalidNumber,
+    InvalidOption,
+    InvalidText,
+    OAuthError,
+    OutcomeUnknown,
+    ProviderError,
+    ProviderUnreachable,
+    ServerError,
+    TransportError,
+    ValidationError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigError",
+    "DreamsError",
+    "GarbledResponse",
+    "InvalidNumber",
+    "InvalidOption",
+    "InvalidText",
+    "OAuthError",
+    "OutcomeUnknown",
+    "ProviderError",
+    "ProviderUnreachable",
+    "ServerError",
+    "TransportError",
+    "ValidationError",
+    "__version__",
+]

@@ -1,0 +1,529 @@
+"""`DreamsClient`: one method per provider endpoint, over `requests`.
+
+The client makes exactly one HTTP attempt per call. Retrying is the worker's
+decision (tenacity there), because only the caller knows whether a send may be
+repeated. What the client does own is the classification of every failure:
+`_transport_error` is the one place where requests/urllib3 exceptions become
+`ProviderUnreachable` (never reached the provider: safe to retry),
+`OutcomeUnknown` (sent, no answer: may have landed) or `ServerError`.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import re
+import socket
+import ssl
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import date
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    MaxRetryError,
+    NewConnectionError,
+    ProtocolError,
+    ProxyError,
+)
+from urllib3.util.retry import Retry
+from urllib3.util.ssl_match_hostname import CertificateError as Urllib3CertificateError
+
+from . import __version__
+from .config import Settings
+from .errors import (
+    ConfigError,
+    DreamsError,
+    GarbledResponse,
+    InvalidOption,
+    OAuthError,
+    OutcomeUnknown,
+    ProviderError,
+    ProviderUnreachable,
+    ServerError,
+    ValidationError,
+)
+from .redact import SECRET_NAMES, redact, redact_url
+from .responses import (
+    SenderInfo,
+    SendResult,
+    garbled,
+    parse_balance,
+    parse_code,
+    parse_send,
+    parse_sender_status,
+    parse_senders,
+    text_of,
+)
+
+__all__ = ["CallHook", "DreamsClient", "SendResult", "SenderInfo", "new_session", "post_form"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+#: `on_call(endpoint, seconds, outcome)`; outcome is one of `OUTCOMES`.
+CallHook = Callable[[str, float, str], None]
+OUTCOMES = (
+    "ok",
+    "provider_error",
+    "unreachable",
+    "server_error",
+    "unknown",
+    "garbled",
+    "oauth_error",
+    "invalid",
+    "error",
+)
+USER_AGENT = f"dreams-sms/{__version__}"
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
+_TIME = re.compile(r"(?:[01][0-9]|2[0-3]):[0-5][0-9]", re.ASCII)
+
+
+def new_session() -> requests.Session:
+    """A session that never retries on its own: a retried POST could send twice."""
+    session = requests.Session()
+    adapter = HTTPAdapter(max_retries=Retry(total=0, read=False, redirect=False))
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    session.headers["User-Agent"] = USER_AGENT
+    return session
+
+
+def post_form(
+    session: requests.Session,
+    url: str,
+    *,
+    endpoint: str,
+    data: Mapping[str, str],
+    timeout: tuple[float, float],
+    headers: Mapping[str, str] | None = None,
+    mask: Iterable[str] = (),
+) -> tuple[int, bytes]:
+    """POST a form and read the whole answer; every transport failure is mapped.
+
+    Values in `mask` (our own secrets) are blanked out of the answer, so a
+    provider or proxy that echoes the request cannot leak them into an error.
+    """
+    try:
+        response = session.post(
+            url,
+            data=dict(data),
+            headers=dict(headers or {}),
+            timeout=timeout,
+            allow_redirects=False,
+        )
+        with response:
+            status, body = response.status_code, response.content
+    except (requests.RequestException, HTTPError, http.client.HTTPException, OSError) as exc:
+        raise _transport_error(endpoint, exc) from None
+    for secret in mask:
+        if len(secret) >= 4:
+            body = body.replace(secret.encode(), b"***")
+    return status, body
+
+
+def _transport_error(endpoint: str, exc: BaseException) -> DreamsError:
+    """The one mapping from requests/urllib3 failures into the `DreamsError` tree.
+
+    `requests.ConnectionError` wraps both "could not connect" (urllib3 raises
+    MaxRetryError whose reason is NewConnectionError / NameResolutionError /
+    ConnectTimeoutError / a TLS or proxy error) and "connection dropped after
+    the request went out" (ProtocolError wrapping RemoteDisconnected or
+    ConnectionResetError). Only the first is safe to retry, so anything not
+    positively identified as a connect-phase failure is `OutcomeUnknown`.
+    """
+    chain = list(_causes(exc))
+    what = _describe(_innermost(chain))
+    if isinstance(
+        exc,
+        requests.exceptions.InvalidURL
+        | requests.exceptions.MissingSchema
+        | requests.exceptions.InvalidSchema,
+    ):
+        return ConfigError(f"{endpoint}: invalid provider URL: {what}")
+    if isinstance(exc, requests.ConnectTimeout):
+        return ProviderUnreachable(endpoint, f"connect timed out: {what}")
+    if isinstance(exc, requests.ReadTimeout):
+        return OutcomeUnknown(endpoint, f"read timed out, the request may have landed: {what}")
+    if isinstance(exc, requests.exceptions.ContentDecodingError) or _not_http(chain):
+        return GarbledResponse(endpoint, f"unreadable answer: {what}")
+    if isinstance(exc, requests.ConnectionError) and _before_send(chain):
+        return ProviderUnreachable(endpoint, f"could not connect: {what}")
+    return OutcomeUnknown(endpoint, f"no answer, the request may have landed: {what}")
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """`exc` and what it wraps (args, `.reason`, cause, context), depth first."""
+    seen: set[int] = set()
+    stack = [exc]
+    while stack and len(seen) < 32:
+        e = stack.pop()
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        yield e
+        inner = [getattr(e, "reason", None), e.__cause__, e.__context__, *e.args]
+        stack.extend(x for x in reversed(inner) if isinstance(x, BaseException))
+
+
+_POST_SEND = (ProtocolError, http.client.HTTPException, ConnectionResetError, BrokenPipeError)
+# TLS errors are wrapped alike whether they happen in the handshake or while reading
+# the answer (an SSLEOFError after the request went out), so only certificate
+# failures, which can only happen in the handshake, count as "never sent".
+_PRE_SEND = (
+    NewConnectionError,  # includes NameResolutionError
+    ConnectTimeoutError,
+    ProxyError,  # urllib3 raises it only before the tunnel to the proxy is up
+    socket.gaierror,
+    ConnectionRefusedError,
+    ssl.SSLCertVerificationError,
+    Urllib3CertificateError,
+)
+
+
+def _before_send(chain: list[BaseException]) -> bool:
+    """True only when the failure certainly happened before the request left."""
+    if any(isinstance(e, _POST_SEND) for e in chain):
+        return False
+    return any(isinstance(e, _PRE_SEND) for e in chain)
+
+
+def _not_http(chain: list[BaseException]) -> bool:
+    """An answer came, but not an HTTP one (RemoteDisconnected is a BadStatusLine too)."""
+    return any(
+        isinstance(e, http.client.BadStatusLine) and not isinstance(e, ConnectionError)
+        for e in chain
+    )
+
+
+def _innermost(chain: list[BaseException]) -> BaseException:
+    """The most telling link: the first one that is not a requests/urllib3 wrapper."""
+    for e in chain:
+        if not isinstance(e, requests.RequestException | MaxRetryError):
+            return e
+    return chain[0]
+
+
+def _describe(exc: BaseException) -> str:
+    return redact(f"{type(exc).__name__}: {exc}")[:300]
+
+
+class DreamsClient:
+    """The provider's endpoints as methods: typed results, `DreamsError` failures."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        session: requests.Session | None = None,
+        token: Callable[[], str] | None = None,
+        on_call: CallHook | None = None,
+    ):
+        self.settings = settings
+        self.base_url = settings.base_url.rstrip("/")
+        self.timeout = (settings.connect_timeout, settings.read_timeout)
+        self._owns_session = session is None
+        self._session = session if session is not None else new_session()
+        self._token = token
+        self._on_call = on_call
+
+    def __repr__(self) -> str:
+        return f"DreamsClient(base_url={redact_url(self.base_url)!r}, user={self.settings.user!r})"
+
+    def close(self) -> None:
+        if self._owns_session:
+            self._session.close()
+
+    def __enter__(self) -> DreamsClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- account ---------------------------------------------------------
+
+    def register(self, user: str, password: str, name: str, mobile: str, email: str) -> None:
+        """Create an account; Register takes no secret_key (there is none yet)."""
+        form = {"user": user, "password": password, "name": name, "mobile": mobile, "email": email}
+        self._call("Register", form, parse_code, auth=False)
+
+    def activate(self, code: str) -> None:
+        self._call("activate", {"code": code}, parse_code)
+
+    def check_user(self) -> None:
+        """Raises unless the credentials name an active, unblocked account."""
+        self._call("chk_user", {}, parse_code)
+
+    def balance(self) -> float:
+        return self._call("chk_balance", {}, parse_balance)
+
+    # -- senders ---------------------------------------------------------
+
+    def new_sender(self, text: str) -> None:
+        self._call("newsender", {"sendertext": text}, parse_code)
+
+    def sender_status(self, text: str) -> str:
+        """Returns "Active" when usable; inactive, rejected or unknown senders raise."""
+        return self._call("senderstatus", {"sendertext": text}, parse_sender_status)
+
+    def senders(self) -> list[SenderInfo]:
+        try:
+            return self._call("usersender", {}, parse_senders)
+        except ProviderError as exc:
+            if exc.code == -117:  # "no sender for this user" is an empty list, not a failure
+                return []
+            raise
+
+    # -- sending ---------------------------------------------------------
+
+    def send(
+        self,
+        to: str,
+        message: str,
+        sender: str,
+        *,
+        is_calander: int | None = None,
+        calander_date: str | None = None,
+        calander_time: str | None = None,
+        reminder: int | None = None,
+        reminder_text: str | None = None,
+        location_url: str | None = None,
+    ) -> SendResult:
+        """One message to one number (or a comma list, as the provider allows).
+
+        The option names keep the provider's spelling. They are checked here,
+        before any request, so a typo never costs a (possibly billed) call.
+        """
+        options = _send_options(
+            is_calander=is_calander,
+            calander_date=calander_date,
+            calander_time=calander_time,
+            reminder=reminder,
+            reminder_text=reminder_text,
+            location_url=location_url,
+        )
+        form = {"to": to, "message": message, "sender": sender, **options}
+        return self._call("sendsms", form, parse_send)
+
+    def send_multi(self, sender: str, items: Sequence[tuple[str, str]]) -> SendResult:
+        """Several (number, text) pairs in one call, `to` shaped per `multi_format`."""
+        form = {"sender": sender, "to": multi_payload(items, self.settings.multi_format)}
+        return self._call("sendsms_multi", form, parse_send)
+
+    # -- plumbing --------------------------------------------------------
+
+    def _call(
+        self,
+        endpoint: str,
+        fields: Mapping[str, str],
+        parse: Callable[[str, bytes], T],
+        *,
+        auth: bool = True,
+    ) -> T:
+        started = time.monotonic()
+        outcome = "error"
+        try:
+            try:
+                result = self._request(endpoint, fields, parse, auth=auth)
+            except (ProviderError, OAuthError) as exc:
+                # A refused token means nothing was accepted: one retry with a new one is safe.
+                if not (auth and _token_refused(exc) and self._drop_token()):
+                    raise
+                result = self._request(endpoint, fields, parse, auth=auth)
+            outcome = "ok"
+            return result
+        except DreamsError as exc:
+            outcome = outcome_of(exc)
+            raise
+        finally:
+            self._report(endpoint, time.monotonic() - started, outcome)
+
+    def _request(
+        self,
+        endpoint: str,
+        fields: Mapping[str, str],
+        parse: Callable[[str, bytes], T],
+        *,
+        auth: bool,
+    ) -> T:
+        form: dict[str, str] = {}
+        headers: dict[str, str] = {}
+        secrets: list[str] = []
+        if auth:
+            form["user"] = self.settings.user
+            if self.settings.secret_key:
+                form["secret_key"] = self.settings.secret_key.reveal()
+            if self._token is not None:
+                token = self._token()
+                headers["Authorization"] = f"Bearer {token}"
+                secrets.append(token)
+        form.update(fields)
+        secrets += [v for k, v in form.items() if k in SECRET_NAMES]
+        status, body = post_form(
+            self._session,
+            f"{self.base_url}/{endpoint}",
+            endpoint=endpoint,
+            data=form,
+            timeout=self.timeout,
+            headers=headers,
+            mask=secrets,
+        )
+        check_status(endpoint, status, body)
+        return parse(endpoint, body)
+
+    def _drop_token(self) -> bool:
+        """Tell a token holder (see `oauth.TokenHolder.invalidate`) its token was refused."""
+        invalidate = getattr(self._token, "invalidate", None)
+        if not callable(invalidate):
+            return False
+        invalidate()
+        return True
+
+    def _report(self, endpoint: str, seconds: float, outcome: str) -> None:
+        if self._on_call is None:
+            return
+        try:
+            self._on_call(endpoint, seconds, outcome)
+        except Exception:  # a broken metrics hook must not turn a landed send into an error
+            log.exception("on_call hook failed for %s", endpoint)
+
+
+def _token_refused(exc: ProviderError | OAuthError) -> bool:
+    """-110 (the sandbox and, we assume, the provider) or an OAuth-style HTTP 401."""
+    if isinstance(exc, ProviderError):
+        return exc.code == -110
+    return exc.status == 401
+
+
+def check_status(endpoint: str, status: int, body: bytes) -> None:
+    """Non-200 answers. The provider reports its own errors with HTTP 200."""
+    if status == 200:
+        return
+    text = text_of(body)
+    if status >= 500:
+        raise ServerError(endpoint, f"HTTP {status}", status=status)
+    if status in (400, 401, 403):
+        error = _oauth_error(text)
+        if error is not None:  # a refused bearer token
+            raise OAuthError(endpoint, status, *error)
+    raise garbled(endpoint, f"unexpected HTTP {status}", text)
+
+
+def _oauth_error(text: str) -> tuple[str, str] | None:
+    """(`error`, `error_description`) from an OAuth-style JSON body, if it is one."""
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("error"), str):
+        return None
+    description = data.get("error_description")
+    return data["error"][:100], redact(description)[:300] if isinstance(description, str) else ""
+
+
+def outcome_of(exc: DreamsError) -> str:
+    """A short, fixed label for metrics."""
+    if isinstance(exc, ProviderError):
+        return "provider_error"
+    if isinstance(exc, GarbledResponse):
+        return "garbled"
+    if isinstance(exc, ProviderUnreachable):
+        return "unreachable"
+    if isinstance(exc, ServerError):
+        return "server_error"
+    if isinstance(exc, OutcomeUnknown):
+        return "unknown"
+    if isinstance(exc, OAuthError):
+        return "oauth_error"
+    if isinstance(exc, ValidationError):
+        return "invalid"
+    return "error"
+
+
+def multi_payload(items: Sequence[tuple[str, str]], shape: str = "list") -> str:
+    """The JSON `to` of sendsms_multi.
+
+    "list" is the provider's reference, `[[{"to": n, "message": m}], ...]`;
+    "object" is `{n: m, ...}` as the Laravel package sends it.
+    """
+    pairs = [(str(number), str(text)) for number, text in items]
+    if shape == "list":
+        value: object = [[{"to": n, "message": m}] for n, m in pairs]
+    elif shape == "object":
+        value = dict(pairs)
+        if len(value) != len(pairs):
+            raise InvalidOption("the object format cannot carry a number twice", field="to")
+    else:
+        raise InvalidOption(f"unknown multi_format {shape!r}", field="multi_format")
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _send_options(
+    *,
+    is_calander: int | None,
+    calander_date: str | None,
+    calander_time: str | None,
+    reminder: int | None,
+    reminder_text: str | None,
+    location_url: str | None,
+) -> dict[str, str]:
+    """The optional sendsms fields, validated and stringified."""
+    out: dict[str, str] = {}
+    if is_calander is not None:
+        if isinstance(is_calander, bool):
+            is_calander = int(is_calander)
+        if is_calander not in (0, 1):
+            raise InvalidOption("is_calander must be 0 or 1", field="is_calander")
+        out["is_calander"] = str(is_calander)
+    if is_calander == 1:
+        for name, value in (("calander_date", calander_date), ("calander_time", calander_time)):
+            if value is None or value == "":
+                raise InvalidOption(f"{name} is required when is_calander=1", field=name)
+    elif calander_date is not None or calander_time is not None:
+        name = "calander_date" if calander_date is not None else "calander_time"
+        raise InvalidOption(f"{name} needs is_calander=1", field=name)
+    if calander_date is not None:
+        if not isinstance(calander_date, str) or not _is_date(calander_date):
+            raise InvalidOption("calander_date must be YYYY-MM-DD", field="calander_date")
+        out["calander_date"] = calander_date
+    if calander_time is not None:
+        if not isinstance(calander_time, str) or not _TIME.fullmatch(calander_time):
+            raise InvalidOption("calander_time must be HH:MM (24h)", field="calander_time")
+        out["calander_time"] = calander_time
+    if reminder is not None:
+        if isinstance(reminder, bool) or not isinstance(reminder, int) or reminder < 0:
+            raise InvalidOption("reminder must be whole minutes >= 0", field="reminder")
+        out["reminder"] = str(reminder)
+    if reminder_text is not None:
+        if not isinstance(reminder_text, str):
+            raise InvalidOption("reminder_text must be text", field="reminder_text")
+        out["reminder_text"] = reminder_text
+    if location_url is not None:
+        if not isinstance(location_url, str) or not _is_web_url(location_url):
+            raise InvalidOption("location_url must be an http(s) URL", field="location_url")
+        out["location_url"] = location_url
+    return out
+
+
+def _is_date(value: str) -> bool:
+    if not _DATE.fullmatch(value):
+        return False
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_web_url(value: str) -> bool:
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and " " not in value

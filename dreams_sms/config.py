@@ -1,0 +1,279 @@
+"""Settings, read once from the environment.
+
+This module is the only reader of `os.environ` in the package. Everything is
+parsed and checked up front so that a bad value stops the process at start
+with one line naming the variable, not halfway through a campaign.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from .errors import ConfigError
+
+REAL_BASE_URL = "https://www.dreams.sa/index.php/api"
+REAL_OAUTH_URL = "https://www.dreams.sa/token"
+
+
+class Secret:
+    """A string that never shows itself in reprs, logs or tracebacks."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str):
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('***')" if self._value else "Secret('')"
+
+    __str__ = __repr__
+
+    def __reduce__(self):
+        raise TypeError("a Secret is not serialisable; read it from the environment")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything configurable, typed. Build with `Settings.from_env()`."""
+
+    user: str = ""
+    secret_key: Secret = field(default_factory=lambda: Secret(""))
+    client_id: str = ""
+    client_secret: Secret = field(default_factory=lambda: Secret(""))
+    base_url: str = REAL_BASE_URL
+    oauth_url: str = REAL_OAUTH_URL
+    redis_url: str = field(default="redis://127.0.0.1:6379/0", repr=False)
+    timezone: str = "Asia/Riyadh"
+    connect_timeout: float = 5.0
+    read_timeout: float = 30.0
+    batch_size: int = 100
+    batch_wait: float = 0.2
+    daily_limit: int = 0  # 0: no limit unless one is set per sender
+    daily_limits: Mapping[str, int] = field(default_factory=dict)
+    rate_per_second: float = 0.0  # 0: no per-second cap
+    balance_interval: float = 60.0
+    multi_format: str = "list"  # "list" (the reference) or "object" ({number: text})
+    prefix: str = "dreams"
+    key_window: int = 86_400
+    max_age: float = 86_400.0
+    retry_attempts: int = 5
+    retry_max_wait: float = 8.0
+    retry_delay: float = 30.0
+    claim_idle: float = 90.0
+    on_unknown: str = "hold"  # "hold" for review, or "reconcile" against the sandbox
+    reconcile_url: str = ""
+    sender_parallelism: int = 4
+    status_ttl: int = 7 * 86_400
+    max_text_length: int = 1_530  # 10 concatenated GSM-7 segments
+    test_clock: bool = False
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        return cls(**_parse(env))
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def limit_for(self, sender: str) -> int:
+        return self.daily_limits.get(sender, self.daily_limit)
+
+    def with_(self, **changes: object) -> Settings:
+        return replace(self, **changes)
+
+    def require_credentials(self) -> None:
+        """Fail clearly when a command needs the account and none is set."""
+        if not self.user:
+            raise ConfigError("DREAMS_USER is not set: the provider account's username")
+        if not self.secret_key:
+            raise ConfigError(
+                "DREAMS_SECRET_KEY (or DREAMS_SECRET_KEY_FILE) is not set: the account's API key"
+            )
+
+    def require_oauth(self) -> None:
+        if not self.client_id:
+            raise ConfigError("DREAMS_CLIENT_ID is not set: needed for OAuth tokens")
+        if not self.client_secret:
+            raise ConfigError("DREAMS_CLIENT_SECRET is not set: needed for OAuth tokens")
+
+    @property
+    def oauth_enabled(self) -> bool:
+        return bool(self.client_id and self.client_secret)
+
+
+# Environment variable -> (field, parser). The table doubles as documentation.
+def _str(v: str) -> str:
+    return v.strip()
+
+
+def _pos_float(v: str) -> float:
+    x = float(v)
+    if x < 0:
+        raise ValueError("must not be negative")
+    return x
+
+
+def _pos_int(v: str) -> int:
+    x = int(v)
+    if x < 0:
+        raise ValueError("must not be negative")
+    return x
+
+
+def _batch_size(v: str) -> int:
+    x = int(v)
+    if not 1 <= x <= 1000:
+        raise ValueError("must be between 1 and 1000")
+    return x
+
+
+def _url(v: str) -> str:
+    v = v.strip().rstrip("/")
+    if not v.startswith(("http://", "https://")):
+        raise ValueError("must start with http:// or https://")
+    return v
+
+
+def _redis_url(v: str) -> str:
+    v = v.strip()
+    if not v.startswith(("redis://", "rediss://", "unix://", "sentinel://")):
+        raise ValueError("must start with redis://, rediss://, unix:// or sentinel://")
+    return v
+
+
+def _timezone(v: str) -> str:
+    try:
+        ZoneInfo(v.strip())
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError("is not a known IANA time zone") from exc
+    return v.strip()
+
+
+def _limits(v: str) -> dict[str, int]:
+    """`SENDER=5000,OTHER=100`."""
+    out: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in v.split(","))):
+        name, sep, num = part.rpartition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"{part!r} is not SENDER=NUMBER")
+        out[name.strip()] = _pos_int(num)
+    return out
+
+
+def _choice(*allowed: str):
+    def parse(v: str) -> str:
+        v = v.strip().lower()
+        if v not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}")
+        return v
+
+    return parse
+
+
+def _bool(v: str) -> bool:
+    v = v.strip().lower()
+    if v in ("1", "true", "yes", "on"):
+        return True
+    if v in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("must be true or false")
+
+
+def _prefix(v: str) -> str:
+    v = v.strip()
+    if not v or not all(c.isalnum() or c in "_-." for c in v):
+        raise ValueError("must be letters, digits, '_', '-' or '.'")
+    return v
+
+
+ENV: dict[str, tuple[str, object]] = {
+    "DREAMS_USER": ("user", _str),
+    "DREAMS_CLIENT_ID": ("client_id", _str),
+    "DREAMS_BASE_URL": ("base_url", _url),
+    "DREAMS_OAUTH_URL": ("oauth_url", _url),
+    "REDIS_URL": ("redis_url", _redis_url),
+    "DREAMS_TIMEZONE": ("timezone", _timezone),
+    "DREAMS_CONNECT_TIMEOUT": ("connect_timeout", _pos_float),
+    "DREAMS_READ_TIMEOUT": ("read_timeout", _pos_float),
+    "DREAMS_BATCH_SIZE": ("batch_size", _batch_size),
+    "DREAMS_BATCH_WAIT": ("batch_wait", _pos_float),
+    "DREAMS_DAILY_LIMIT": ("daily_limit", _pos_int),
+    "DREAMS_DAILY_LIMITS": ("daily_limits", _limits),
+    "DREAMS_RATE_PER_SECOND": ("rate_per_second", _pos_float),
+    "DREAMS_BALANCE_INTERVAL": ("balance_interval", _pos_float),
+    "DREAMS_MULTI_FORMAT": ("multi_format", _choice("list", "object")),
+    "DREAMS_PREFIX": ("prefix", _prefix),
+    "DREAMS_KEY_WINDOW": ("key_window", _pos_int),
+    "DREAMS_MAX_AGE": ("max_age", _pos_float),
+    "DREAMS_RETRY_ATTEMPTS": ("retry_attempts", _pos_int),
+    "DREAMS_RETRY_MAX_WAIT": ("retry_max_wait", _pos_float),
+    "DREAMS_RETRY_DELAY": ("retry_delay", _pos_float),
+    "DREAMS_CLAIM_IDLE": ("claim_idle", _pos_float),
+    "DREAMS_ON_UNKNOWN": ("on_unknown", _choice("hold", "reconcile")),
+    "DREAMS_RECONCILE_URL": ("reconcile_url", _url),
+    "DREAMS_SENDER_PARALLELISM": ("sender_parallelism", _pos_int),
+    "DREAMS_STATUS_TTL": ("status_ttl", _pos_int),
+    "DREAMS_MAX_TEXT_LENGTH": ("max_text_length", _pos_int),
+    "DREAMS_TEST_CLOCK": ("test_clock", _bool),
+}
+
+
+def _parse(env: Mapping[str, str]) -> dict[str, object]:
+    values: dict[str, object] = {}
+    for var, (name, parse) in ENV.items():
+        raw = env.get(var)
+        if raw is None or raw.strip() == "":
+            continue
+        try:
+            values[name] = parse(raw)  # type: ignore[operator]
+        except ValueError as exc:
+            raise ConfigError(f"{var}={_shown(raw)} is invalid: {exc}") from None
+    values["secret_key"] = Secret(_secret(env, "DREAMS_SECRET_KEY"))
+    values["client_secret"] = Secret(_secret(env, "DREAMS_CLIENT_SECRET"))
+    if values.get("on_unknown") == "reconcile" and not values.get("reconcile_url"):
+        raise ConfigError("DREAMS_ON_UNKNOWN=reconcile needs DREAMS_RECONCILE_URL")
+    return values
+
+
+def _secret(env: Mapping[str, str], var: str) -> str:
+    """A secret from VAR, or from the file named by VAR_FILE (Docker secrets)."""
+    direct = env.get(var, "").strip()
+    path = env.get(f"{var}_FILE", "").strip()
+    if direct and path:
+        raise ConfigError(f"set {var} or {var}_FILE, not both")
+    if path:
+        try:
+            return Path(path).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"{var}_FILE={path} cannot be read: {exc.strerror}") from None
+    return direct
+
+
+def _shown(raw: str) -> str:
+    return raw if len(raw) <= 60 else raw[:57] + "..."
+
+
+def env_table() -> list[tuple[str, str, str]]:
+    """(variable, field, default) rows, for the README and `--help`."""
+    defaults = {f.name: f.default for f in fields(Settings)}
+    rows = [(var, name, repr(defaults.get(name))) for var, (name, _) in ENV.items()]
+    rows += [("DREAMS_SECRET_KEY[_FILE]", "secret_key", "''"),
+             ("DREAMS_CLIENT_SECRET[_FILE]", "client_secret", "''")]
+    return rows

@@ -1,0 +1,146 @@
+"""`dreams-sms demo`: the whole system on embedded defaults, start to summary.
+
+A private Redis, the sandbox (with some -114/-118 faults), workers, beat and
+Flower; a campaign of mixed Arabic and Latin messages with a few invalid
+numbers and a low daily limit on one sender; a live bar; a summary; and
+everything stopped on exit or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from .config import Settings
+from .producer import Producer
+from .progress import follow, table
+from .sandbox.testing import SandboxAdmin
+from .stack import Stack
+
+SENDERS = ("Dreams", "Alerts", "Promo")
+LIMITED = "Promo"
+TEXTS = (
+    "Your verification code is {n}",
+    "رمز التحقق الخاص بك هو {n}",
+    "Your order #{n} has shipped and will arrive tomorrow.",
+    "تم شحن طلبك رقم {n} وسيصل غداً",
+    "Flash sale! 20% off everything today only. Code SALE{n}",
+    "عرض خاص: خصم ٢٠٪ على جميع المنتجات اليوم فقط. الكود {n}",
+)
+INVALID = ("12345", "0501234", "+14155550100", "05X1234567", "", "966412345678")
+
+
+@dataclass
+class DemoOptions:
+    size: int = 20_000
+    workers: int = 2
+    concurrency: int = 2
+    keep: bool = False
+    flower: bool = True
+    flower_auth: str = "demo:demo"
+    fault_rate: float = 0.05
+    limit: int = 0  # the limited sender's daily limit; 0: a fifth of its share
+    timeout: float = 600.0
+
+
+def rows(size: int, seed: int = 7) -> Iterator[tuple[str, str, str]]:
+    """(sender, number, text) rows, a few with invalid numbers."""
+    rnd = random.Random(seed)
+    for i in range(size):
+        sender = SENDERS[i % len(SENDERS)]
+        if i % 2500 == 1234:
+            number = INVALID[(i // 2500) % len(INVALID)]
+        else:
+            number = f"05{rnd.choice('0345689')}{rnd.randrange(10**7):07d}"
+        yield sender, number, TEXTS[i % len(TEXTS)].format(n=100000 + i)
+
+
+def run(opts: DemoOptions, out=sys.stdout) -> int:
+    share = opts.size // len(SENDERS)
+    limit = opts.limit or max(share // 5, 1)
+    env = {
+        "DREAMS_DAILY_LIMITS": f"{LIMITED}={limit}",
+        "DREAMS_BALANCE_INTERVAL": "5",
+        "DREAMS_RETRY_DELAY": "2",
+        "DREAMS_RETRY_MAX_WAIT": "1",
+        "DREAMS_CLAIM_IDLE": "20",
+        "DREAMS_READ_TIMEOUT": "10",
+    }
+    stack = Stack(workers=opts.workers, concurrency=opts.concurrency, flower=opts.flower,
+                  flower_auth=opts.flower_auth, env=env,
+                  sandbox_args=["--error-rate", str(opts.fault_rate), "--seed", "7"])
+
+    def interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, interrupt)
+    print("starting a private stack: redis, sandbox, "
+          f"{opts.workers} worker(s) x {opts.concurrency}, beat"
+          + (", flower" if opts.flower else "") + " ...", file=out, flush=True)
+    try:
+        stack.start()
+        settings = Settings.from_env(stack.env())
+        producer = Producer(settings)
+        admin = SandboxAdmin(stack.sandbox_url)
+        balance_before = admin.state()["accounts"]["demo"]["balance"]
+        started = time.monotonic()
+        campaigns = {}
+        rejected = []
+        for sender in SENDERS:
+            mine = ((n, t) for s, n, t in rows(opts.size) if s == sender)
+            res = producer.send_bulk(sender, mine, campaign=f"demo_{sender.lower()}")
+            campaigns[sender] = res
+            rejected += [(sender, i, why) for i, why in res.rejected]
+        queued = sum(c.queued for c in campaigns.values())
+        print(f"queued {queued} messages in {time.monotonic() - started:.1f}s; "
+              f"{len(rejected)} rows refused:", file=out)
+        for sender, i, why in rejected[:10]:
+            print(f"  {sender} row {i}: {why}", file=out)
+        print(f"{LIMITED} has a daily limit of {limit}: the rest waits for tomorrow",
+              file=out, flush=True)
+
+        def read():
+            return [producer.campaign_status(c) for c in campaigns.values()]
+
+        def finished(_: dict) -> bool:
+            return all(s.queued == 0 and s.sending == 0 and (s.deferred == 0 or s.closed_today)
+                       for s in read())
+
+        follow(read, until=finished, timeout=opts.timeout, out=out)
+        elapsed = time.monotonic() - started
+        record = admin.stats()
+        statuses = read()
+        body = [(s.sender, s.total, s.sent, s.deferred, s.failed, s.expired, s.unknown,
+                 record["by_sender"].get(s.sender, 0)) for s in statuses]
+        body.append(("all", *(sum(r[i] for r in body) for i in range(1, 8))))
+        print(table(body, ("sender", "queued", "sent", "deferred", "failed", "expired",
+                           "unknown", "sandbox accepted")), file=out)
+        sent = sum(s.sent for s in statuses)
+        balance_after = admin.state()["accounts"]["demo"]["balance"]
+        print(f"{sent} sent in {elapsed:.1f}s ({sent / max(elapsed, 1e-9):.0f}/s); "
+              f"{len(rejected)} invalid rows refused before queueing; "
+              f"sandbox duplicates: {record['duplicates']}; "
+              f"balance {balance_before:.0f} -> {balance_after:.0f} segments", file=out)
+        answers = record.get("answers", {}).get("sendsms_multi", {})
+        faults = {k: v for k, v in answers.items() if k not in ("999", "ok", "accepted")}
+        if faults:
+            print(f"provider faults retried: {faults}", file=out)
+        if opts.flower:
+            print(f"Flower: {stack.flower_url}  (user/password: {opts.flower_auth})", file=out)
+        ok = sent == record["accepted"] and record["duplicates"] == 0
+        if opts.keep:
+            print("stack is up; Ctrl-C stops everything", file=out, flush=True)
+            while True:
+                time.sleep(3600)
+        return 0 if ok else 1
+    except KeyboardInterrupt:
+        print("\nstopping ...", file=out)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, old)
+        stack.stop()
+        print("all processes stopped", file=out, flush=True)

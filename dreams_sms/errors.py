@@ -1,0 +1,158 @@
+"""One exception tree for everything that can go wrong.
+
+Every error the package raises is a `DreamsError`. Provider answers carry the
+code, the endpoint and what that code means there; network trouble maps into
+the same tree in one place (`client._transport_error`). Secrets never enter an
+exception's text.
+"""
+
+from __future__ import annotations
+
+from .codes import Code, Kind, lookup
+
+
+class DreamsError(Exception):
+    """Root of every error raised by dreams_sms."""
+
+
+class ConfigError(DreamsError):
+    """A setting is missing or invalid; the message names the variable."""
+
+
+class ValidationError(DreamsError, ValueError):
+    """Input refused before anything was queued or sent."""
+
+    def __init__(self, message: str, *, field: str | None = None, index: int | None = None):
+        super().__init__(message)
+        self.field = field
+        self.index = index
+
+
+class InvalidNumber(ValidationError):
+    """A recipient number that cannot be a Saudi mobile number."""
+
+
+class InvalidText(ValidationError):
+    """Empty, overlong or undecodable message text."""
+
+
+class InvalidOption(ValidationError):
+    """An unknown or inconsistent sendsms option."""
+
+
+class ProviderError(DreamsError):
+    """The provider answered with a negative code.
+
+    The code alone is ambiguous; `.endpoint` says which table it came from and
+    `.description` what it means there.
+    """
+
+    def __init__(self, endpoint: str, code: int, body: str | None = None):
+        self.endpoint = endpoint
+        self.info: Code = lookup(endpoint, code)
+        self.code = code
+        self.description = self.info.description
+        self.body = body
+        super().__init__(f"{endpoint} answered {code}: {self.description}")
+
+    @property
+    def kind(self) -> Kind:
+        return self.info.kind
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind is Kind.RETRYABLE
+
+    @property
+    def is_balance(self) -> bool:
+        return self.kind is Kind.BALANCE
+
+    @property
+    def is_sender_limit(self) -> bool:
+        return self.kind is Kind.SENDER_LIMIT
+
+    @property
+    def is_account(self) -> bool:
+        return self.kind is Kind.ACCOUNT
+
+    @property
+    def is_per_number(self) -> bool:
+        return self.kind is Kind.PER_NUMBER
+
+    @property
+    def is_sender(self) -> bool:
+        return self.kind is Kind.SENDER
+
+    def __reduce__(self):  # keep it picklable across Celery's process pool
+        return (type(self), (self.endpoint, self.code, self.body))
+
+
+class OAuthError(DreamsError):
+    """The token endpoint refused (`error`, `error_description` from its JSON)."""
+
+    def __init__(self, endpoint: str, status: int, error: str, description: str = ""):
+        self.endpoint = endpoint
+        self.status = status
+        self.error = error
+        self.description = description
+        super().__init__(f"{endpoint} answered HTTP {status} {error}: {description}".rstrip(": "))
+
+    def __reduce__(self):
+        return (type(self), (self.endpoint, self.status, self.error, self.description))
+
+
+class TransportError(DreamsError):
+    """The call did not get a usable answer. Subclasses say whether it may have landed."""
+
+    retryable = False
+    #: True when the provider may have accepted the request (never resend blindly).
+    ambiguous = False
+
+    def __init__(self, endpoint: str, detail: str):
+        self.endpoint = endpoint
+        self.detail = detail
+        super().__init__(f"{endpoint}: {detail}")
+
+    def __reduce__(self):
+        return (type(self), (self.endpoint, self.detail))
+
+
+class ProviderUnreachable(TransportError):
+    """Connecting failed: the request never reached the provider, safe to retry."""
+
+    retryable = True
+
+
+class ServerError(TransportError):
+    """HTTP 5xx: the provider refused to process the call; treated as not accepted."""
+
+    retryable = True
+
+    def __init__(self, endpoint: str, detail: str, status: int = 500):
+        self.status = status
+        super().__init__(endpoint, detail)
+
+    def __reduce__(self):
+        return (type(self), (self.endpoint, self.detail, self.status))
+
+
+class OutcomeUnknown(TransportError):
+    """The request was sent but no answer came back (read timeout, dropped
+    connection): the provider may or may not have accepted it."""
+
+    ambiguous = True
+
+
+class GarbledResponse(OutcomeUnknown):
+    """An answer we cannot read. For a send it is as ambiguous as no answer."""
+
+    def __init__(self, endpoint: str, detail: str, body: str = ""):
+        self.body = body
+        super().__init__(endpoint, detail)
+
+    def __reduce__(self):
+        return (type(self), (self.endpoint, self.detail, self.body))
+
+
+class Paused(DreamsError):
+    """Sending is paused (balance, account problem or an operator)."""

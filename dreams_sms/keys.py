@@ -1,0 +1,71 @@
+"""Every Redis key the system uses, named in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+GROUP = "senders"  # the consumer group on every sender stream
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    prefix: str = "dreams"
+
+    def stream(self, sender: str, high: bool = False) -> str:
+        """One stream per sender (and a second one for high priority)."""
+        return f"{self.prefix}:q:{{{sender}}}" + (":hi" if high else "")
+
+    def streams(self, sender: str) -> tuple[str, str]:
+        return self.stream(sender, True), self.stream(sender, False)
+
+    @property
+    def senders(self) -> str:
+        return f"{self.prefix}:senders"
+
+    def campaign(self, cid: str) -> str:
+        return f"{self.prefix}:c:{cid}"
+
+    def status(self, cid: str) -> str:
+        return f"{self.prefix}:c:{cid}:s"
+
+    def idem(self, key: str) -> str:
+        return f"{self.prefix}:k:{key}"
+
+    @property
+    def delayed(self) -> str:
+        return f"{self.prefix}:delayed"
+
+    @property
+    def paused(self) -> str:
+        return f"{self.prefix}:paused"
+
+    def sender_paused(self, sender: str) -> str:
+        return f"{self.prefix}:paused:{{{sender}}}"
+
+    def drains(self, sender: str) -> str:
+        return f"{self.prefix}:drains:{{{sender}}}"
+
+    @property
+    def held(self) -> str:
+        """Messages whose outcome is unknown, kept for an operator to review."""
+        return f"{self.prefix}:held"
+
+    @property
+    def clock(self) -> str:
+        return f"{self.prefix}:clock"
+
+    @property
+    def token(self) -> str:
+        return f"{self.prefix}:oauth"
+
+    @property
+    def gcra(self) -> str:
+        return f"{self.prefix}:gcra"
+
+    @property
+    def balance(self) -> str:
+        return f"{self.prefix}:balance"
+
+    @property
+    def stats(self) -> str:
+        return f"{self.prefix}:stats"

@@ -1,0 +1,97 @@
+"""A private, throw-away redis-server for the demo and the tests.
+
+Starting our own server on a free loopback port means a demo or a test run
+never touches a Redis it did not start.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from .errors import ConfigError
+
+INSTALL_HINT = (
+    "redis-server was not found: install it with `apt-get install -y redis-server` "
+    "(Debian/Ubuntu) or `brew install redis`, or set REDIS_URL to a Redis you run"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LocalRedis:
+    """One redis-server process; `appendonly=True` for crash/restart tests."""
+
+    def __init__(self, *, port: int | None = None, appendonly: bool = False,
+                 directory: str | Path | None = None):
+        self.binary = shutil.which("redis-server")
+        if self.binary is None:
+            raise ConfigError(INSTALL_HINT)
+        self.port = port or free_port()
+        self.appendonly = appendonly
+        self._tmp = None if directory else tempfile.TemporaryDirectory(prefix="dreams-redis-")
+        self.dir = Path(directory or self._tmp.name)  # type: ignore[union-attr]
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 10.0) -> LocalRedis:
+        args = [
+            self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
+            "--dir", str(self.dir), "--save", "", "--daemonize", "no",
+            "--maxmemory-policy", "noeviction", "--protected-mode", "yes",
+            "--logfile", str(self.dir / "redis.log"),
+            "--appendonly", "yes" if self.appendonly else "no",
+            "--appendfsync", "everysec",
+        ]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"redis-server exited at start; see {self.dir / 'redis.log'}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(16).startswith(b"+PONG"):
+                        return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"redis-server did not answer on port {self.port}")
+
+    def stop(self, *, kill: bool = False) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            (self.proc.kill if kill else self.proc.terminate)()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def close(self) -> None:
+        self.stop()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    def __enter__(self) -> LocalRedis:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

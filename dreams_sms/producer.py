@@ -1,0 +1,400 @@
+"""What application code imports: enqueue messages, read their status.
+
+    from dreams_sms import producer
+    mid = producer.send("0551234567", "Your code is 1234", "Dreams", priority="high",
+                        expires_in=300, key="otp:42")
+    cid = producer.send_bulk("Promo", rows)          # rows: an iterable, streamed
+    producer.campaign_status(cid)
+
+Every message is validated before anything is queued. A queued message is one
+Redis stream entry; writes are pipelined in chunks, and one Celery task starts
+a sender's drain chains, never one task per message.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import Any
+
+import redis
+
+from . import validate
+from .celeryapp import make_app
+from .codes import lookup
+from .config import Settings
+from .control import Control
+from .dispatch import kick
+from .errors import ValidationError
+from .jobs import DEFERRED, FAILED, HIGH, NORMAL, STATE_NAMES, Job, split_id, state_of
+from .keys import GROUP, Keys
+
+CHUNK = 1000
+_MAX_REJECTED_KEPT = 1000
+
+# KEYS: idem, campaign hash, stream, senders, delayed, status
+# ARGV: has_key, window, cid, sender, due (0 = now), high, job fields as JSON
+_ENQUEUE = """
+if ARGV[1] == '1' then
+  local existing = redis.call('GET', KEYS[1])
+  if existing then return {existing, 0} end
+end
+local seq = redis.call('HINCRBY', KEYS[2], 'seq', 1)
+local id = ARGV[3] .. '-' .. seq
+local job = cjson.decode(ARGV[7])
+job.i = id
+if tonumber(ARGV[5]) > 0 then
+  job.s = ARGV[4]
+  if ARGV[6] == '1' then job.h = '1' end
+  redis.call('ZADD', KEYS[5], ARGV[5], cjson.encode(job))
+  redis.call('HSET', KEYS[6], seq, 'D:' .. ARGV[5])
+  redis.call('HINCRBY', KEYS[2], 'deferred', 1)
+else
+  local f = {'i', id, 't', job.t, 'm', job.m}
+  if job.o then table.insert(f, 'o'); table.insert(f, job.o) end
+  if job.x then table.insert(f, 'x'); table.insert(f, job.x) end
+  redis.call('XADD', KEYS[3], '*', unpack(f))
+end
+redis.call('HINCRBY', KEYS[2], 'total', 1)
+redis.call('HSETNX', KEYS[2], 'created', ARGV[8])
+redis.call('SADD', KEYS[4], ARGV[4])
+if ARGV[1] == '1' then redis.call('SET', KEYS[1], id, 'EX', tonumber(ARGV[2])) end
+return {id, 1}
+"""
+
+
+class BulkResult(str):
+    """A campaign id that also says what happened to the rows."""
+
+    queued: int
+    rejected: list[tuple[int, str]]
+    rejected_count: int
+
+    def __new__(cls, campaign: str, queued: int = 0, rejected: list | None = None,
+                rejected_count: int = 0) -> BulkResult:
+        obj = super().__new__(cls, campaign)
+        obj.queued = queued
+        obj.rejected = rejected or []
+        obj.rejected_count = rejected_count
+        return obj
+
+    @property
+    def campaign(self) -> str:
+        return str(self)
+
+
+@dataclass(frozen=True)
+class MessageStatus:
+    id: str
+    state: str  # queued, sending, sent, deferred, failed, expired, unknown
+    code: int | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class CampaignStatus:
+    id: str
+    total: int
+    queued: int
+    sending: int
+    sent: int
+    deferred: int
+    failed: int
+    expired: int
+    unknown: int
+    failures: dict[int, int] = field(default_factory=dict)
+    sender: str = ""
+    closed_today: bool = False
+
+    @property
+    def done(self) -> bool:
+        return self.queued == 0 and self.sending == 0 and self.deferred == 0
+
+
+class Producer:
+    def __init__(self, settings: Settings | None = None, *, r: redis.Redis | None = None,
+                 app: Any = None):
+        self.settings = settings or Settings.from_env()
+        self.r = r or redis.Redis.from_url(self.settings.redis_url, decode_responses=True)
+        self.keys = Keys(self.settings.prefix)
+        self.control = Control(self.r, self.keys, test_clock=self.settings.test_clock)
+        self._app = app
+        self._enqueue = self.r.register_script(_ENQUEUE)
+        self._groups: set[str] = set()
+
+    @property
+    def app(self) -> Any:
+        if self._app is None:
+            self._app = make_app(self.settings)
+        return self._app
+
+    # -- enqueue ----------------------------------------------------------------
+    def send(self, to: str, text: str, sender: str, *, send_at: dt.datetime | float | None = None,
+             key: str | None = None, priority: str = NORMAL, expires_in: float | None = None,
+             expires_at: dt.datetime | float | None = None, campaign: str | None = None,
+             **sendsms_options: object) -> str:
+        """Queue one message; returns its id at once. Same `key` within the
+        window returns the first id and queues nothing more."""
+        sender = validate.check_sender(sender)
+        job = self._job(to, text, sendsms_options)
+        high = _priority(priority)
+        now = self.control.now()
+        job.expires_at = _expiry(now, expires_in, expires_at)
+        due = _when(send_at) if send_at is not None else 0.0
+        cid = _campaign_id(campaign) if campaign else "m" + dt.datetime.fromtimestamp(
+            now, self.settings.tz).strftime("%Y%m%d")
+        mid, created = self._put(job, sender, cid, key=key, high=high, now=now, due=due)
+        if created and not (due > now):
+            self.kick(sender)
+        return mid
+
+    def _put(self, job: Job, sender: str, cid: str, *, key: str | None, high: bool, now: float,
+             due: float = 0.0) -> tuple[str, int]:
+        """One job through the Lua script: dedup key, stream or delayed set, counters."""
+        if key is not None and (not isinstance(key, str) or not key or len(key) > 200):
+            raise ValidationError("key must be a non-empty string of at most 200 characters",
+                                  field="key")
+        stream = self.keys.stream(sender, high)
+        self._ensure_group(stream)
+        fields = job.fields()
+        fields.pop("i")
+        mid, created = self._enqueue(
+            keys=[self.keys.idem(key or "-"), self.keys.campaign(cid), stream, self.keys.senders,
+                  self.keys.delayed, self.keys.status(cid)],
+            args=["1" if key else "0", self.settings.key_window, cid, sender,
+                  due if due > now else 0, "1" if high else "0", _json(fields), f"{now:.3f}"],
+        )
+        return mid, int(created)
+
+    def send_bulk(self, sender: str, rows: Iterable[Any], *, campaign: str | None = None,
+                  priority: str = NORMAL, expires_in: float | None = None,
+                  expires_at: dt.datetime | float | None = None) -> BulkResult:
+        """Queue many messages from an iterable of rows, streamed in chunks.
+
+        A row is `(to, text)`, `(to, text, options)`, a mapping with `to`
+        (or `number`) and `text` (or `message`) plus sendsms options, or a
+        `bulkfile.Row`. Bad rows are reported by index; the rest is queued.
+        """
+        sender = validate.check_sender(sender)
+        high = _priority(priority)
+        cid = _campaign_id(campaign) if campaign else "c" + secrets.token_hex(5)
+        now = self.control.now()
+        expiry = _expiry(now, expires_in, expires_at)
+        stream = self.keys.stream(sender, high)
+        self._ensure_group(stream)
+        self.r.hset(self.keys.campaign(cid), mapping={"sender": sender, "created": f"{now:.3f}"})
+        self.r.hsetnx(self.keys.campaign(cid), "total", 0)
+        queued, rejected, rejected_count, kicked = 0, [], 0, False
+        for chunk in _chunks(enumerate(rows), CHUNK):
+            jobs: list[Job] = []
+            for index, row in chunk:
+                try:
+                    to, text, options, key = _row(row)
+                    job = self._job(to, text, options)
+                    job.expires_at = expiry
+                    if key is not None:  # idempotent rows take the one-by-one path
+                        if self._put(job, sender, cid, key=key, high=high, now=now)[1]:
+                            queued += 1
+                        continue
+                except ValidationError as exc:
+                    rejected_count += 1
+                    if len(rejected) < _MAX_REJECTED_KEPT:
+                        rejected.append((index, str(exc)))
+                    continue
+                jobs.append(job)
+            if not jobs:
+                continue
+            last = self.r.hincrby(self.keys.campaign(cid), "seq", len(jobs))
+            pipe = self.r.pipeline(transaction=True)
+            for n, job in enumerate(jobs, start=last - len(jobs) + 1):
+                job.id = f"{cid}-{n}"
+                pipe.xadd(stream, job.fields())
+            pipe.hincrby(self.keys.campaign(cid), "total", len(jobs))
+            pipe.sadd(self.keys.senders, sender)
+            pipe.execute()
+            queued += len(jobs)
+            if not kicked:
+                self.kick(sender)
+                kicked = True
+        self.r.expire(self.keys.campaign(cid), self.settings.status_ttl)
+        if queued:
+            self.kick(sender)
+        return BulkResult(cid, queued, rejected, rejected_count)
+
+    def kick(self, sender: str) -> int:
+        """Make sure drain chains are running for `sender`."""
+        if self.control.paused(sender):
+            return 0
+        return kick(self.app, self.control, self.settings, sender)
+
+    def _job(self, to: object, text: object, options: Mapping[str, object]) -> Job:
+        return Job(
+            id="",
+            to=validate.normalize_number(to),  # type: ignore[arg-type]
+            text=validate.check_text(text, max_length=self.settings.max_text_length),
+            options=validate.check_options(options) if options else {},
+        )
+
+    def _ensure_group(self, stream: str) -> None:
+        if stream in self._groups:
+            return
+        try:
+            self.r.xgroup_create(stream, GROUP, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self._groups.add(stream)
+
+    # -- status -------------------------------------------------------------------
+    def status(self, message_id: str) -> MessageStatus:
+        try:
+            cid, seq = split_id(message_id)
+        except ValueError as exc:
+            raise ValidationError(str(exc), field="message_id") from None
+        raw, total = self.r.hget(self.keys.status(cid), seq), self.r.hget(
+            self.keys.campaign(cid), "seq")
+        if raw is None and (total is None or int(seq) > int(total)):
+            raise ValidationError(f"unknown message id {message_id[:60]!r}", field="message_id")
+        state, detail = state_of(raw)
+        code = None
+        description = ""
+        if state == FAILED and detail.lstrip("-").isdigit():
+            code = int(detail)
+            description = lookup("sendsms_multi", code).description
+        elif state == FAILED:
+            description = detail
+        elif state == DEFERRED:
+            description = "waiting until " + dt.datetime.fromtimestamp(
+                float(detail or 0), self.settings.tz).isoformat(timespec="seconds")
+        return MessageStatus(message_id, STATE_NAMES[state], code, description)
+
+    def campaign_status(self, campaign: str) -> CampaignStatus:
+        cid = str(campaign)
+        h = self.r.hgetall(self.keys.campaign(cid))
+        if not h:
+            raise ValidationError(f"unknown campaign {cid[:60]!r}", field="campaign")
+
+        def n(name: str) -> int:
+            return int(h.get(name, 0))
+
+        failures = {int(k[2:]): int(v) for k, v in h.items()
+                    if k.startswith("f:") and k[2:].lstrip("-").isdigit()}
+        done = n("sent") + n("failed") + n("expired") + n("unknown")
+        sending = max(n("sending"), 0)
+        deferred = n("deferred")
+        queued = max(n("total") - done - sending - deferred, 0)
+        sender = h.get("sender", "")
+        closed = False
+        if sender and queued:
+            from .quota import DailyQuota
+
+            quota = DailyQuota(self.r, prefix=self.settings.prefix, tz=self.settings.tz,
+                               default_limit=self.settings.limit_for)
+            closed = quota.is_closed(sender, self.control.now())
+        if closed:  # waiting for tomorrow's quota counts as deferred
+            deferred, queued = deferred + queued, 0
+        return CampaignStatus(cid, n("total"), queued, sending, n("sent"), deferred,
+                              n("failed"), n("expired"), n("unknown"), failures, sender, closed)
+
+    # -- control ------------------------------------------------------------------
+    def pause(self, sender: str | None = None, reason: str = "operator") -> None:
+        self.control.pause(sender=sender, reason=reason, by="producer")
+
+    def resume(self, sender: str | None = None) -> None:
+        self.control.resume(sender=sender)
+        for s in ([sender] if sender else sorted(self.r.smembers(self.keys.senders))):
+            self.kick(s)
+
+
+def _priority(priority: str) -> bool:
+    if priority not in (HIGH, NORMAL):
+        raise ValidationError(f"priority must be 'high' or 'normal', not {priority!r:.40}",
+                              field="priority")
+    return priority == HIGH
+
+
+def _when(value: dt.datetime | float) -> float:
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            raise ValidationError("datetimes must be timezone-aware", field="send_at")
+        return value.timestamp()
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValidationError("expected a datetime or epoch seconds", field="send_at")
+    return float(value)
+
+
+def _expiry(now: float, expires_in: float | None, expires_at: dt.datetime | float | None
+            ) -> float | None:
+    if expires_in is not None and expires_at is not None:
+        raise ValidationError("give expires_in or expires_at, not both", field="expires_in")
+    if expires_in is not None:
+        if isinstance(expires_in, bool) or not isinstance(expires_in, int | float) \
+                or expires_in <= 0:
+            raise ValidationError("expires_in must be a positive number of seconds",
+                                  field="expires_in")
+        return now + float(expires_in)
+    return _when(expires_at) if expires_at is not None else None
+
+
+def _campaign_id(value: str) -> str:
+    if not isinstance(value, str) or not 1 <= len(value) <= 64 or not all(
+            c.isalnum() or c in "_." for c in value):
+        raise ValidationError("campaign must be 1-64 letters, digits, '_' or '.'",
+                              field="campaign")
+    return value
+
+
+def _row(row: Any) -> tuple[object, object, Mapping[str, object], str | None]:
+    if hasattr(row, "to") and hasattr(row, "text"):
+        return row.to, row.text, getattr(row, "options", None) or {}, getattr(row, "key", None)
+    if isinstance(row, Mapping):
+        d = dict(row)
+        to = d.pop("to", None) if "to" in d else d.pop("number", None)
+        text = d.pop("text", None) if "text" in d else d.pop("message", None)
+        key = d.pop("key", None)
+        return to, text, d, key
+    if isinstance(row, tuple | list) and len(row) in (2, 3):
+        return row[0], row[1], (row[2] if len(row) == 3 else {}) or {}, None
+    raise ValidationError(f"a row must be (to, text) or a mapping, not {type(row).__name__}",
+                          field="row")
+
+
+def _chunks(it: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    it = iter(it)
+    while chunk := list(islice(it, size)):
+        yield chunk
+
+
+def _json(fields: Mapping[str, str]) -> str:
+    import json
+
+    return json.dumps(fields, separators=(",", ":"), ensure_ascii=False)
+
+
+_default: Producer | None = None
+
+
+def _producer() -> Producer:
+    global _default
+    if _default is None:
+        _default = Producer()
+    return _default
+
+
+def send(to: str, text: str, sender: str, **kwargs: Any) -> str:
+    return _producer().send(to, text, sender, **kwargs)
+
+
+def send_bulk(sender: str, rows: Iterable[Any], **kwargs: Any) -> BulkResult:
+    return _producer().send_bulk(sender, rows, **kwargs)
+
+
+def status(message_id: str) -> MessageStatus:
+    return _producer().status(message_id)
+
+
+def campaign_status(campaign: str) -> CampaignStatus:
+    return _producer().campaign_status(campaign)

@@ -1,0 +1,84 @@
+"""Hide secrets in text that is about to be printed, logged or raised.
+
+The provider takes `secret_key` in every form body and OAuth adds client
+secrets and tokens, so any dump of a request is a credential leak waiting to
+happen. Everything that shows a request, a URL or a body goes through here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from urllib.parse import urlsplit, urlunsplit
+
+MASK = "***"
+
+#: Parameter names whose values are secret. `pass` is the legacy API's password.
+SECRET_NAMES = (
+    "secret_key",
+    "client_secret",
+    "access_token",
+    "refresh_token",
+    "token",
+    "password",
+    "pass",
+    "api_key",
+    "code",
+)
+_NAMES = "|".join(sorted(SECRET_NAMES, key=len, reverse=True))
+
+# `secret_key=abc&...` in form bodies and query strings.
+_FORM = re.compile(rf"(?<![\w%])({_NAMES})=([^&\s'\"]+)", re.I)
+# `"secret_key": "abc"` in JSON and `'token': 'abc'` in Python reprs.
+_MAPPING = re.compile(
+    rf"""(["'])({_NAMES})\1(\s*:\s*)("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|[^\s,}}\]]+)""",
+    re.I,
+)
+# `Bearer abc` anywhere; `Authorization: <scheme> abc` in headers and their reprs.
+_BEARER = re.compile(r"\b(Bearer\s+)[A-Za-z0-9._~+/=:-]+", re.I)
+_AUTH_HEADER = re.compile(
+    r"""(authorization["']?\s*[:=]\s*["']?)((?:Bearer|Basic|Digest)\s+)?[^\s'",}]+""", re.I
+)
+# `redis://:pw@host`, `rediss://user:pw@host`, `https://user:pw@host`.
+_USERINFO = re.compile(r"\b([a-z][a-z0-9+.-]*://)([^\s:/?#@]*):([^\s@/?#]*)@", re.I)
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """`text` with secret parameters, tokens and URL passwords masked.
+
+    `secrets` are literal values known to the caller (the account's key, the
+    current token); they are masked wherever they appear, whatever the shape.
+    """
+    if not isinstance(text, str):
+        text = str(text)
+    for value in secrets:
+        if value and len(value) >= 4:
+            text = text.replace(value, MASK)
+    text = _USERINFO.sub(rf"\1\2:{MASK}@", text)
+    text = _FORM.sub(rf"\1={MASK}", text)
+    text = _MAPPING.sub(_mapping, text)
+    text = _BEARER.sub(rf"\1{MASK}", text)
+    return _AUTH_HEADER.sub(lambda m: f"{m[1]}{m[2] or ''}{MASK}", text)
+
+
+def redact_url(url: str) -> str:
+    """`url` with its password and any secret query parameters masked."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return redact(url)
+    netloc = parts.netloc
+    if password is not None:
+        userinfo, _, hostport = netloc.rpartition("@")
+        netloc = f"{userinfo.partition(':')[0]}:{MASK}@{hostport}"
+    query = _FORM.sub(rf"\1={MASK}", parts.query)
+    fragment = _FORM.sub(rf"\1={MASK}", parts.fragment)
+    return urlunsplit(parts._replace(netloc=netloc, query=query, fragment=fragment))
+
+
+def _mapping(m: re.Match[str]) -> str:
+    quote, name, sep, value = m.groups()
+    if name.lower() == "code" and value[0] not in "\"'":
+        return m[0]  # a numeric `code` is a provider answer code, not an activation code
+    return f'{quote}{name}{quote}{sep}"{MASK}"'

@@ -1,0 +1,148 @@
+"""The Celery worker: thin tasks over `drain`, `delayed`, `balance`.
+
+Run it with `celery -A dreams_sms.worker worker -Q dreams.send,dreams.ops`
+and beat with `celery -A dreams_sms.worker beat`. Settings come from the
+environment (see `config`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from dataclasses import asdict, dataclass
+
+import redis
+
+from . import balance as balance_check
+from .celeryapp import BALANCE, DRAIN, TICK, make_app, publish_drain
+from .client import DreamsClient
+from .config import Settings
+from .control import Control
+from .delayed import Delayed
+from .dispatch import kick, slot_ttl
+from .drain import Drainer
+from .keys import Keys
+from .metrics import RedisEvents
+from .oauth import OAuthClient, TokenHolder
+from .quota import DailyQuota
+from .rate import Gcra
+from .reconcile import SandboxReconciler
+from .tokenstore import RedisTokenStore
+
+log = logging.getLogger("dreams_sms.worker")
+
+settings = Settings.from_env()
+app = make_app(settings)
+
+#: How long one drain task keeps taking batches before handing over to the queue,
+#: so chains of different senders take turns on the worker's slots.
+DRAIN_BUDGET = 2.0
+#: How long a drain chain waits out a Redis outage before giving up (beat restarts it).
+REDIS_OUTAGE_GRACE = 60.0
+
+
+@dataclass
+class Context:
+    r: redis.Redis
+    keys: Keys
+    control: Control
+    quota: DailyQuota
+    delayed: Delayed
+    client: DreamsClient
+    drainer: Drainer
+
+
+_ctx: tuple[int, Context] | None = None
+
+
+def context() -> Context:
+    """Per-process clients, built after the pool forks."""
+    global _ctx
+    if _ctx is not None and _ctx[0] == os.getpid():
+        return _ctx[1]
+    r = redis.Redis.from_url(settings.redis_url, decode_responses=True,
+                             health_check_interval=25)
+    keys = Keys(settings.prefix)
+    control = Control(r, keys, test_clock=settings.test_clock)
+    quota = DailyQuota(r, prefix=settings.prefix, tz=settings.tz,
+                       default_limit=settings.limit_for)
+    events = RedisEvents(r, keys)
+    token = None
+    if settings.oauth_enabled:
+        token = TokenHolder(OAuthClient(settings), store=RedisTokenStore(r, keys.token))
+    client = DreamsClient(settings, token=token, on_call=events.call)
+    gcra = Gcra(r, keys.gcra, rate=settings.rate_per_second,
+                burst=settings.batch_size) if settings.rate_per_second else None
+    reconciler = SandboxReconciler(settings.reconcile_url) \
+        if settings.on_unknown == "reconcile" else None
+    consumer = f"{socket.gethostname()}:{os.getpid()}"
+    drainer = Drainer(r=r, settings=settings, provider=client, consumer=consumer, quota=quota,
+                      control=control, gcra=gcra, reconciler=reconciler, events=events)
+    ctx = Context(r, keys, control, quota, Delayed(r, keys), client, drainer)
+    _ctx = (os.getpid(), ctx)
+    return ctx
+
+
+@app.task(name=DRAIN, ignore_result=True)
+def drain(sender: str, token: str) -> dict:
+    """Take batches for `sender` for a short while, then pass the chain on."""
+    c = context()
+    ttl = slot_ttl(settings)
+    deadline = time.monotonic() + DRAIN_BUDGET
+    total = None
+    outage = 0.0
+    while True:
+        try:
+            if not c.control.refresh_slot(sender, token, ttl):
+                return {"sender": sender, "stop": "slot-lost"}
+            report = c.drainer.drain_once(sender)
+        except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
+            # Redis restarting: hold the chain instead of dropping it; whatever
+            # we held is still pending in the stream and will be settled.
+            if outage > REDIS_OUTAGE_GRACE:
+                raise
+            log.warning("redis unavailable (%s); drain of %s waits", exc, sender)
+            time.sleep(1.0)
+            outage += 1.0
+            continue
+        outage = 0.0
+        if total is None:
+            total = report
+        else:
+            total.add(report)
+        if report.stop:
+            c.control.release_slot(sender, token)
+            return asdict(total)
+        if time.monotonic() >= deadline:
+            publish_drain(app, sender, token)
+            return asdict(total)
+
+
+@app.task(name=TICK, ignore_result=True)
+def tick() -> dict:
+    """Every second: promote due delayed jobs, start chains where work waits."""
+    c = context()
+    now = c.control.now()
+    promoted = c.delayed.promote(now)
+    started = 0
+    if not c.control.paused():
+        for sender in sorted(c.r.smembers(c.keys.senders)):
+            if c.control.paused(sender) or c.quota.is_closed(sender, now):
+                continue
+            if sum(c.r.xlen(s) for s in c.keys.streams(sender)) == 0:
+                continue
+            started += kick(app, c.control, settings, sender)
+    return {"promoted": promoted, "started": started}
+
+
+@app.task(name=BALANCE, ignore_result=True)
+def check_balance() -> dict:
+    """Pause when the balance cannot cover the next batch; resume when it can."""
+    c = context()
+    result = balance_check.check(c.r, c.keys, c.control, c.client, settings)
+    if result.resumed:
+        for sender in sorted(c.r.smembers(c.keys.senders)):
+            kick(app, c.control, settings, sender)
+    return asdict(result)

@@ -1,0 +1,61 @@
+"""Shared fixtures: a private redis-server, settings pointing at it.
+
+The suite never touches a Redis it did not start unless REDIS_URL is set.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from dreams_sms.localredis import LocalRedis
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[str]:
+    external = os.environ.get("REDIS_URL")
+    if external:
+        yield external
+        return
+    with LocalRedis() as server:
+        yield server.url
+
+
+@pytest.fixture
+def redis_url(redis_server: str) -> Iterator[str]:
+    """A clean database for each test."""
+    r = redis.Redis.from_url(redis_server)
+    r.flushdb()
+    yield redis_server
+    r.close()
+
+
+@pytest.fixture
+def r(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    yield client
+    client.close()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Print the chaos scenarios' table (enqueued vs the sandbox's record)."""
+    try:
+        from test_chaos import RESULTS
+    except ImportError:
+        return
+    if not RESULTS:
+        return
+    cols = ["scenario", "enqueued", "accepted_once", "duplicates", "lost", "failed_with_code",
+            "held_unknown", "wall_s"]
+    from dreams_sms.progress import table
+
+    terminalreporter.write_sep("=", "chaos scenarios")
+    terminalreporter.write_line(table([[r.get(c, "") for c in cols] for r in RESULTS], cols))
+    drops = [r for r in RESULTS if "drops" in r]
+    for r in drops:
+        terminalreporter.write_line(
+            f"{r['scenario']}: {r['drops']} batches accepted then dropped; a blind resend would "
+            f"have sent up to {r['drops'] * 100} duplicates, this policy sent {r['duplicates']}")

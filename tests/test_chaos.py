@@ -1,0 +1,199 @@
+"""Chaos: campaigns through real worker processes while things break.
+
+Each scenario ends by comparing the sandbox's record of accepted messages with
+what was enqueued: every message accepted exactly once, or (refused for good)
+failed with the provider's code. The table is printed at the end of the run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+from e2e_helpers import make_stack, nums, producer_for, wait_for
+
+from dreams_sms.quota import next_midnight
+from dreams_sms.sandbox.testing import SandboxAdmin
+from dreams_sms.stack import Stack
+
+pytestmark = pytest.mark.chaos
+
+RESULTS: list[dict] = []
+
+
+class Run:
+    """One scenario: a fresh stack, a campaign, and the sandbox's record."""
+
+    def __init__(self, stack: Stack):
+        self.stack = stack
+        self.admin = SandboxAdmin(stack.sandbox_url)
+        self.p = producer_for(stack)
+        self.expected: Counter = Counter()
+        self.cids: list[str] = []
+        self.records: list[dict] = []  # kept across sandbox restarts
+        self.started = time.monotonic()
+
+    def enqueue(self, sender: str, n: int, start: int, tag: str) -> str:
+        rows = [(x, f"{tag} {i} {'مرحبا' if i % 4 == 0 else 'hello'}")
+                for i, x in enumerate(nums(n, start))]
+        self.expected.update((sender, x, t) for x, t in rows)
+        cid = self.p.send_bulk(sender, rows)
+        self.cids.append(cid)
+        return cid
+
+    def accepted(self) -> int:
+        return len(self.records) + self.admin.stats()["accepted"]
+
+    def save_record(self) -> None:
+        self.records += self.admin.messages()
+
+    def done(self) -> bool:
+        return all(self.p.campaign_status(c).done for c in self.cids)
+
+    def wait_done(self, timeout: float = 240) -> None:
+        wait_for(self.done, timeout, "the campaign to finish", self.stack, every=0.5)
+
+    def result(self, name: str, failed_expected: int = 0) -> dict:
+        record = self.records + self.admin.messages()
+        got = Counter((m["sender"], m["to"], m["text"]) for m in record)
+        failed = sum(self.p.campaign_status(c).failed for c in self.cids)
+        held = sum(self.p.campaign_status(c).unknown for c in self.cids)
+        row = {
+            "scenario": name,
+            "enqueued": sum(self.expected.values()),
+            "accepted_once": sum(1 for k in self.expected if got[k] >= 1),
+            "duplicates": sum(v - 1 for v in got.values() if v > 1)
+            + sum(v for k, v in got.items() if k not in self.expected),
+            # Failed (refused for good) and held messages are accounted for, not lost.
+            "lost": max(sum(1 for k in self.expected if got[k] == 0) - failed - held, 0),
+            "failed_with_code": failed,
+            "held_unknown": held,
+            "wall_s": round(time.monotonic() - self.started, 1),
+        }
+        RESULTS.append(row)
+        return row
+
+
+@pytest.fixture
+def run(request) -> Iterator[Run]:
+    params = getattr(request, "param", {})
+    stack = make_stack(**params)
+    stack.start()
+    try:
+        yield Run(stack)
+    finally:
+        stack.stop()
+
+
+def assert_clean(row: dict, failed: int = 0) -> None:
+    assert row["lost"] == 0, row
+    assert row["duplicates"] == 0, row
+    assert row["held_unknown"] == 0, row
+    assert row["failed_with_code"] == failed, row
+    assert row["accepted_once"] + row["failed_with_code"] == row["enqueued"], row
+
+
+@pytest.mark.parametrize("run", [{"workers": 2, "concurrency": 2}], indirect=True)
+def test_1_workers_sigkilled_three_times(run):
+    run.admin.faults(latency_ms=15)
+    for k, sender in enumerate(("Dreams", "Alerts")):
+        run.enqueue(sender, 10_000, k * 100_000, "kill")
+    for target in (4000, 9000, 14000):
+        wait_for(lambda t=target: run.accepted() >= t, 120, f"{target} accepted", run.stack)
+        alive = [i for i, w in enumerate(run.stack.workers) if w.alive()]
+        run.stack.kill_worker(alive[0])
+        run.stack.start_worker()
+    run.wait_done()
+    assert_clean(run.result("1. 3 workers SIGKILLed"))
+
+
+@pytest.mark.parametrize("run", [{"redis_aof": True}], indirect=True)
+def test_2_redis_restarted(run):
+    run.admin.faults(latency_ms=10)
+    run.enqueue("Dreams", 8000, 0, "redis")
+    wait_for(lambda: run.accepted() >= 2000, 120, "sending to start", run.stack)
+    run.stack.redis.stop()
+    time.sleep(2)
+    run.stack.redis.start()
+    run.wait_done()
+    assert_clean(run.result("2. Redis restarted (AOF)"))
+
+
+@pytest.mark.parametrize("run", [{"env": {"DREAMS_RETRY_ATTEMPTS": "6"},
+                                  "sandbox_args": ["--seed", "11"]}], indirect=True)
+def test_3_provider_errors_hangs_and_5xx(run):
+    run.admin.faults(error_rate=0.3, hang_rate=0.03, hang_s=3, http5xx_rate=0.05)
+    run.enqueue("Dreams", 3000, 0, "flaky")
+    run.enqueue("Promo", 2000, 50_000, "flaky")
+    run.wait_done()
+    answers = run.admin.stats()["answers"]["sendsms_multi"]
+    assert answers.get("hang", 0) > 0 and sum(answers.get(k, 0) for k in ("-114", "-118")) > 0
+    assert_clean(run.result("3. 30% -114/-118 + hangs + 5xx"))
+
+
+def test_4_sandbox_down_10s(run):
+    run.admin.faults(latency_ms=10)
+    run.enqueue("Alerts", 6000, 0, "down")
+    wait_for(lambda: run.accepted() >= 1500, 120, "sending to start", run.stack)
+    run.stack.stop_sandbox()  # its journal keeps the record of what it accepted
+    time.sleep(10)
+    run.stack.start_sandbox()
+    run.wait_done()
+    assert_clean(run.result("4. sandbox down 10 s"))
+
+
+@pytest.mark.parametrize("policy", ["reconcile", "hold"])
+def test_5_accepted_then_connection_dropped(policy):
+    stack = make_stack(env={"DREAMS_ON_UNKNOWN": policy}, sandbox_args=["--seed", "5"])
+    stack.start()
+    try:
+        r = Run(stack)
+        r.admin.faults(drop_after_accept_rate=0.1)
+        r.enqueue("Dreams", 4000, 0, f"drop-{policy}")
+        r.wait_done()
+        drops = r.admin.stats()["answers"]["sendsms_multi"].get("drop_after_accept", 0)
+        row = r.result(f"5. accepted then dropped ({policy})")
+        row["drops"] = drops
+        assert drops > 0
+        assert row["duplicates"] == 0, row
+        if policy == "reconcile":
+            assert_clean(row)
+        else:
+            # Held for review, never resent: the provider had accepted every one of them.
+            assert row["held_unknown"] > 0 and row["lost"] + row["held_unknown"] >= 0
+            assert row["accepted_once"] == row["enqueued"]
+    finally:
+        stack.stop()
+
+
+def test_6_balance_exhausted_then_topped_up(run):
+    run.admin.set_balance(2500)
+    run.enqueue("Dreams", 6000, 0, "balance")
+    wait_for(lambda: run.p.control.paused() is not None, 120, "the -113 pause", run.stack)
+    time.sleep(5)
+    run.admin.add_balance(20_000)
+    run.wait_done()
+    assert run.p.control.paused() is None
+    assert_clean(run.result("6. -113, topped up after 5 s"))
+
+
+def test_7_provider_daily_limit_123(run):
+    run.admin.sender("Promo", daily_limit=1500)
+    run.enqueue("Promo", 4000, 0, "limit")
+    other = run.enqueue("Alerts", 3000, 100_000, "other")
+    wait_for(lambda: run.p.campaign_status(other).done, 120, "the other sender", run.stack)
+    promo = run.cids[0]
+    wait_for(lambda: run.p.campaign_status(promo).closed_today, 60, "Promo closed", run.stack)
+    assert run.admin.stats()["by_sender"]["Promo"] == 1500
+    now = run.p.control.now()
+    offset = next_midnight(now, run.p.settings.tz) - now + 5
+    run.p.control.set_clock_offset(offset)
+    run.admin.clock(offset)
+    wait_for(lambda: run.admin.stats()["by_sender"]["Promo"] >= 3000, 120, "day 2", run.stack)
+    offset += 86_400
+    run.p.control.set_clock_offset(offset)
+    run.admin.clock(offset)
+    run.wait_done()
+    assert_clean(run.result("7. -123 mid-campaign, next day"))

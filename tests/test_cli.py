@@ -1,0 +1,427 @@
+"""The `dreams-sms` commands through click's runner, against a real sandbox over
+HTTP and the private Redis: what an operator sees, exit statuses, no tracebacks."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from collections.abc import Iterator
+
+import pytest
+from click.testing import CliRunner, Result
+
+from dreams_sms import bulkcmd
+from dreams_sms.cli import main
+from dreams_sms.config import Settings
+from dreams_sms.producer import Producer
+from dreams_sms.sandbox.server import SandboxServer
+from dreams_sms.sandbox.testing import SandboxAdmin, running_sandbox
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[SandboxServer]:
+    with running_sandbox() as server:
+        yield server
+
+
+@pytest.fixture
+def admin(sandbox: SandboxServer) -> SandboxAdmin:
+    a = SandboxAdmin(sandbox.url)
+    a.reset()
+    return a
+
+
+@pytest.fixture
+def env(sandbox: SandboxServer, admin: SandboxAdmin, redis_url: str) -> dict[str, str | None]:
+    """The demo account on the sandbox; every other DREAMS_* of the real environment unset."""
+    out: dict[str, str | None] = {
+        k: None for k in os.environ if k.startswith("DREAMS_") or k == "REDIS_URL"
+    }
+    out.update(
+        DREAMS_BASE_URL=sandbox.api_url,
+        DREAMS_USER="demo",
+        DREAMS_SECRET_KEY="demo-secret",
+        REDIS_URL=redis_url,
+    )
+    return out
+
+
+@pytest.fixture
+def oauth_env(env: dict[str, str | None], sandbox: SandboxServer) -> dict[str, str | None]:
+    return {
+        **env,
+        "DREAMS_CLIENT_ID": "demo-client",
+        "DREAMS_CLIENT_SECRET": "demo-client-secret",
+        "DREAMS_OAUTH_URL": sandbox.oauth_url,
+    }
+
+
+def run(env: dict[str, str | None], *args: str, input: str | None = None) -> Result:
+    result = CliRunner().invoke(main, list(args), env=env, input=input)
+    assert "Traceback" not in result.output
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result
+
+
+def ok(env: dict[str, str | None], *args: str, input: str | None = None) -> str:
+    result = run(env, *args, input=input)
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+# ---------------------------------------------------------------- provider endpoints
+
+
+def test_balance(env):
+    assert float(ok(env, "balance")) == 1_000_000
+
+
+def test_senders_list_add_status(env):
+    listed = ok(env, "senders", "list")
+    for name in ("Dreams", "Alerts", "Promo"):
+        assert name in listed
+    assert ok(env, "senders", "status", "Dreams").strip() == "Dreams: Active"
+    assert "NewOne" in ok(env, "senders", "add", "NewOne")
+    assert "NewOne" in ok(env, "senders", "list")
+    pending = run(env, "senders", "status", "NewOne")
+    assert pending.exit_code == 1
+    assert "senderstatus answered -117" in pending.stderr
+
+
+def test_account_register_activate_check(env, admin):
+    result = run(env, "account", "register", "--user", "newbie", "--password", "s3cret-pw",
+                 "--name", "New Bie", "--mobile", "0551112233", "--email", "nb@example.com")
+    assert result.exit_code == 0, result.output
+    assert "registered newbie" in result.stdout
+    acct = admin.account("newbie")
+    mine = {**env, "DREAMS_USER": "newbie", "DREAMS_SECRET_KEY": acct["secret_key"]}
+
+    before = run(mine, "account", "check")
+    assert (before.exit_code, "chk_user answered -111" in before.stderr) == (1, True)
+    wrong = run(mine, "account", "activate", "999999" if acct["activation_code"] != "999999"
+                else "111111")
+    assert wrong.exit_code == 1 and "activate answered -111" in wrong.stderr
+    assert "account activated" in ok(mine, "account", "activate", acct["activation_code"])
+    assert "account is valid" in ok(mine, "account", "check")
+
+
+def test_account_register_taken_user(env):
+    result = run(env, "account", "register", "--user", "demo", "--password", "s3cret-pw",
+                 "--name", "D", "--mobile", "0551119999", "--email", "d2@example.com")
+    assert result.exit_code == 1
+    assert "Register answered -110" in result.stderr
+
+
+def test_token_generate_refresh_revoke(oauth_env):
+    first = json.loads(ok(oauth_env, "token", "generate"))
+    assert first["access_token"] and first["refresh_token"]
+    second = json.loads(ok(oauth_env, "token", "refresh", "--refresh-token",
+                           first["refresh_token"]))
+    assert second["access_token"] != first["access_token"]
+    assert "token revoked" in ok(oauth_env, "token", "revoke", "--token",
+                                 second["access_token"])
+
+
+def test_token_wrong_client_secret(oauth_env):
+    result = run({**oauth_env, "DREAMS_CLIENT_SECRET": "nope"}, "token", "generate")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: ")
+
+
+def test_token_without_client_id(env):
+    result = run(env, "token", "generate")
+    assert result.exit_code == 2
+    assert "DREAMS_CLIENT_ID" in result.stderr
+
+
+def test_send_one_message(env, admin):
+    assert ok(env, "send", "0551234567", "hello from the cli", "--sender", "Dreams").startswith(
+        "sent")
+    msgs = admin.messages()
+    assert [(m["sender"], m["to"], m["text"]) for m in msgs] == [
+        ("Dreams", "966551234567", "hello from the cli")]
+
+
+def test_send_queue(env, r):
+    out = ok(env, "send", "0551234567", "later", "--sender", "Dreams", "--queue")
+    mid = out.split()[-1]
+    assert out.startswith("queued ")
+    assert "queued" in ok(env, "status", mid)
+
+
+# ------------------------------------------------------------------------ errors
+
+
+def test_unknown_sender_names_the_code(env, admin):
+    result = run(env, "send", "0551234567", "hi", "--sender", "Nope")
+    assert result.exit_code == 1
+    assert "-116" in result.stderr and "sendsms" in result.stderr
+    assert admin.messages() == []
+
+
+def test_wrong_secret_names_the_code(env):
+    result = run({**env, "DREAMS_SECRET_KEY": "wrong"}, "balance")
+    assert result.exit_code == 1
+    assert "chk_balance answered -110" in result.stderr
+
+
+def test_missing_user_is_a_config_error(env):
+    result = run({**env, "DREAMS_USER": None}, "balance")
+    assert result.exit_code == 2
+    assert "DREAMS_USER" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_bad_number_is_refused_before_sending(env, admin):
+    result = run(env, "send", "12345", "hi", "--sender", "Dreams")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: ")
+    assert admin.messages() == []
+
+
+def test_invalid_setting_names_the_variable(env):
+    result = run({**env, "DREAMS_BATCH_SIZE": "0"}, "balance")
+    assert result.exit_code == 2
+    assert "DREAMS_BATCH_SIZE" in result.output
+
+
+def test_config_lists_the_variables(env):
+    out = ok(env, "config")
+    for var in ("DREAMS_USER", "DREAMS_BASE_URL", "REDIS_URL"):
+        assert var in out
+    assert "demo-secret" not in out
+
+
+# -------------------------------------------------------------------------- queue
+
+
+def test_pause_resume_status(env, r):
+    assert "sending: running" in ok(env, "status")
+    assert "no senders yet" in ok(env, "status")
+    assert ok(env, "pause").strip() == "paused all senders"
+    assert "paused: operator" in ok(env, "status")
+    assert ok(env, "resume").strip() == "resumed all senders"
+    assert "sending: running" in ok(env, "status")
+
+
+def test_pause_one_sender(env, r):
+    ok(env, "send", "0551234567", "x", "--sender", "Alerts", "--queue")
+    assert "paused Alerts" in ok(env, "pause", "--sender", "Alerts")
+    row = next(ln for ln in ok(env, "status").splitlines() if "Alerts" in ln)
+    assert "paused" in row
+    ok(env, "resume", "--sender", "Alerts")
+    row = next(ln for ln in ok(env, "status").splitlines() if "Alerts" in ln)
+    assert "paused" not in row
+
+
+def test_status_of_unknown_campaign(env, r):
+    result = run(env, "status", "nosuch")
+    assert result.exit_code == 2
+    assert "unknown campaign" in result.stderr
+
+
+def test_limits(env, r):
+    assert "no senders" in ok(env, "limits")
+    ok(env, "send", "0551234567", "x", "--sender", "Promo", "--queue")
+    out = ok(env, "limits", "--set", "Promo", "300")
+    row = next(ln for ln in out.splitlines() if "Promo" in ln)
+    assert row.replace(" ", "").startswith("|Promo|0|300|")
+    out = ok({**env, "DREAMS_DAILY_LIMITS": "Alerts=50"}, "limits")
+    assert "Alerts" in out and "50" in out
+
+
+# --------------------------------------------------------------------------- bulk
+
+GOOD = [("0551000001", "first"), ("+966551000002", "second, with a comma"),
+        ("966551000003", "مرحبا"), ("551000004", "fourth")]
+
+
+def csv_file(tmp_path, lines: list[bytes], name: str = "c.csv"):
+    path = tmp_path / name
+    path.write_bytes(b"".join(line + b"\n" for line in lines))
+    return str(path)
+
+
+@pytest.fixture
+def mixed(tmp_path) -> str:
+    """A header, four good rows and three bad ones on lines 3, 5 and 7."""
+    return csv_file(tmp_path, [
+        b"number,text",
+        b"0551000001,first",
+        b"12345,too short",
+        b'+966551000002,"second, with a comma"',
+        b"0551000009,",
+        "966551000003,مرحبا".encode(),
+        b"0551000010,caf\xe9",
+        b"551000004,fourth",
+    ])
+
+
+def campaign_of(out: str) -> str:
+    line = next(ln for ln in out.splitlines() if ln.startswith("campaign ") and "queued" in ln)
+    return line.split()[1].rstrip(":")
+
+
+def producer(env) -> Producer:
+    return Producer(Settings.from_env({k: v for k, v in env.items() if v is not None}))
+
+
+def test_bulk_detach_queues_the_valid_rows(env, r, mixed):
+    result = run(env, "bulk", mixed, "--sender", "Dreams", "--yes", "--detach")
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "checked c.csv: 7 rows, 4 valid, 3 bad" in out
+    for line in (3, 5, 7):
+        assert f"  line {line}: " in out
+    assert "line 7: text: not valid UTF-8 | 0551000010,caf\\xe9" in out
+    assert "cost: 4 segments for 4 messages" in out
+    assert "balance: 1,000,000 (enough; 999,996 left after)" in out
+    assert "sender Dreams: Active" in out
+    assert "dreams-sms status" in out
+    cid = campaign_of(out)
+    st = producer(env).campaign_status(cid)
+    assert (st.total, st.queued, st.sender) == (4, 4, "Dreams")
+    assert f"{cid}" in ok(env, "status", cid)
+
+
+def test_bulk_campaign_id_and_priority(env, r, mixed):
+    out = ok(env, "bulk", mixed, "--sender", "Alerts", "--yes", "--detach",
+             "--campaign", "spring_1", "--priority", "high")
+    assert campaign_of(out) == "spring_1"
+    p = producer(env)
+    assert r.xlen(p.keys.stream("Alerts", True)) == 4
+    again = run(env, "bulk", mixed, "--sender", "Alerts", "--yes", "--detach",
+                "--campaign", "spring_1")
+    assert again.exit_code == 2
+    assert "already exists" in again.stderr
+    assert p.campaign_status("spring_1").total == 4
+
+
+def test_bulk_without_tty_or_yes_refuses(env, r, mixed):
+    result = run(env, "bulk", mixed, "--sender", "Dreams")
+    assert result.exit_code == 2
+    assert "--yes" in result.stderr
+    assert r.keys("dreams:c:*") == [] and r.keys("dreams:q:*") == []
+
+
+def test_bulk_confirmation(env, r, mixed, monkeypatch):
+    monkeypatch.setattr(bulkcmd, "_stdin_is_tty", lambda: True)
+    no = run(env, "bulk", mixed, "--sender", "Dreams", "--detach", input="n\n")
+    assert no.exit_code == 1
+    assert "Queue 4 messages (4 segments) from Dreams" in no.stdout
+    assert "nothing queued" in no.stdout
+    yes = run(env, "bulk", mixed, "--sender", "Dreams", "--detach", input="y\n")
+    assert yes.exit_code == 0, yes.output
+    assert producer(env).campaign_status(campaign_of(yes.stdout)).total == 4
+
+
+def test_bulk_no_valid_row(env, r, tmp_path):
+    path = csv_file(tmp_path, [b"number,text", b"123,x", b"0551000001,"])
+    result = run(env, "bulk", path, "--sender", "Dreams", "--yes")
+    assert result.exit_code == 1
+    assert "line 2: " in result.stdout and "line 3: " in result.stdout
+    assert "no valid row" in result.stderr
+
+
+def test_bulk_max_bad(env, r, mixed):
+    result = run(env, "bulk", mixed, "--sender", "Dreams", "--yes", "--max-bad", "2")
+    assert result.exit_code == 1
+    assert "more than --max-bad 2" in result.stderr
+    assert "line 7: " in result.stdout
+    assert ok(env, "bulk", mixed, "--sender", "Dreams", "--yes", "--detach", "--max-bad", "3")
+
+
+def test_bulk_lists_50_bad_rows_then_counts(env, r, tmp_path):
+    path = csv_file(tmp_path, [b"number,text", b"0551000001,ok"]
+                    + [b"1%d,bad" % i for i in range(70)])
+    out = ok(env, "bulk", path, "--sender", "Dreams", "--yes", "--detach")
+    assert "line 52: " in out and "line 53: " not in out
+    assert "... and 20 more bad rows" in out
+
+
+def test_bulk_balance_failure_goes_on(env, r, mixed):
+    result = run({**env, "DREAMS_SECRET_KEY": "wrong"}, "bulk", mixed, "--sender", "Dreams",
+                 "--yes", "--detach")
+    assert result.exit_code == 0, result.output
+    assert "balance: could not check (chk_balance answered -110" in result.stdout
+    assert producer(env).campaign_status(campaign_of(result.stdout)).total == 4
+
+
+def test_bulk_low_balance_warns(env, r, admin, mixed):
+    admin.set_balance(3)
+    out = ok(env, "bulk", mixed, "--sender", "Dreams", "--yes", "--detach")
+    assert "balance: 3, NOT enough: 1 short" in out
+
+
+def test_bulk_inactive_sender_warns(env, r, mixed):
+    out = ok(env, "bulk", mixed, "--sender", "Ghost", "--yes", "--detach")
+    assert "sender Ghost: not usable (senderstatus answered -116" in out
+
+
+def test_bulk_jsonl_and_format_option(env, r, tmp_path):
+    rows = [json.dumps({"to": "0551000001", "text": "a"}), "not json",
+            json.dumps({"number": "0551000002", "message": "b"}), "[1, 2]"]
+    path = tmp_path / "rows.txt"
+    path.write_text("\n".join(rows) + "\n")
+    unknown = run(env, "bulk", str(path), "--sender", "Dreams", "--yes")
+    assert unknown.exit_code == 2 and "format" in unknown.stderr
+    out = ok(env, "bulk", str(path), "--sender", "Dreams", "--yes", "--detach",
+             "--format", "jsonl")
+    assert "4 rows, 2 valid, 2 bad" in out
+    assert "line 2: not valid JSON" in out and "line 4: expected a JSON object" in out
+
+
+def test_bulk_bad_header_and_bad_input(env, r, tmp_path):
+    path = csv_file(tmp_path, [b"0551000001,hello"])
+    result = run(env, "bulk", path, "--sender", "Dreams", "--yes")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: ") and "header" in result.stderr
+    bad_sender = run(env, "bulk", path, "--sender", "", "--yes")
+    assert bad_sender.exit_code == 2
+    missing = run(env, "bulk", str(tmp_path / "nope.csv"), "--sender", "Dreams")
+    assert missing.exit_code == 2
+    bad_campaign = run(env, "bulk", path, "--sender", "Dreams", "--campaign", "a-b c")
+    assert bad_campaign.exit_code == 2 and "campaign" in bad_campaign.stderr
+
+
+def test_bulk_redis_down_is_one_line(env, tmp_path, mixed):
+    result = run({**env, "REDIS_URL": "redis://127.0.0.1:1/0"}, "bulk", mixed,
+                 "--sender", "Dreams", "--yes")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: Redis at redis://127.0.0.1:1/0")
+
+
+def test_campaign_done_rule():
+    t = {"queued": 0, "sending": 0, "deferred": 0}
+    assert bulkcmd.campaign_done(t, False)
+    assert not bulkcmd.campaign_done({**t, "queued": 1}, True)
+    assert not bulkcmd.campaign_done({**t, "sending": 1}, False)
+    assert not bulkcmd.campaign_done({**t, "deferred": 3}, False)
+    assert bulkcmd.campaign_done({**t, "deferred": 3}, True)
+
+
+def test_follow_prints_the_outcome(env, r, mixed, capsys):
+    out = ok(env, "bulk", mixed, "--sender", "Dreams", "--yes", "--detach")
+    cid = campaign_of(out)
+    p = producer(env)
+    r.hset(p.keys.campaign(cid), mapping={"sent": 3, "failed": 1, "f:-117": 1})
+    buf = io.StringIO()
+    assert bulkcmd._follow(p, cid, "Dreams", out=buf) == 0
+    assert "100.0%" in buf.getvalue()
+    printed = capsys.readouterr().out
+    assert f"campaign {cid} done: sent 3, failed 1, expired 0, unknown 0" in printed
+    assert "failed -117 (" in printed
+
+
+def test_pause_is_noted_once(env, r, capsys):
+    p = producer(env)
+    seen: list[str | None] = [None]
+    p.pause("Dreams")
+    for _ in range(3):
+        bulkcmd._note_pause(p, "Dreams", seen, io.StringIO())
+    p.resume("Dreams")
+    bulkcmd._note_pause(p, "Dreams", seen, io.StringIO())
+    assert capsys.readouterr().err.count("sending is paused (operator)") == 1
+    assert seen == [None]

@@ -1,0 +1,315 @@
+"""The drain logic against a real Redis with a fake provider (no HTTP, no Celery)."""
+
+from __future__ import annotations
+
+import pytest
+
+from dreams_sms.config import Settings
+from dreams_sms.drain import Drainer
+from dreams_sms.errors import OutcomeUnknown, ProviderError, ServerError
+from dreams_sms.producer import Producer
+
+
+class FakeApp:
+    def __init__(self):
+        self.sent = []
+
+    def send_task(self, name, args=None, **kw):
+        self.sent.append((name, args))
+
+
+class FakeProvider:
+    """Records accepted messages; `plan` may raise per call."""
+
+    def __init__(self):
+        self.accepted: list[tuple[str, str, str]] = []
+        self.calls = 0
+        self.refuse: dict[str, int] = {}
+        self.fail_next: list[BaseException] = []
+
+    def send_multi(self, sender, items):
+        self.calls += 1
+        if self.fail_next:
+            raise self.fail_next.pop(0)
+        for to, _ in items:
+            if to in self.refuse:
+                raise ProviderError("sendsms_multi", self.refuse[to])
+        self.accepted += [(sender, to, text) for to, text in items]
+        return "Result:Success"
+
+    def send(self, to, message, sender, **options):
+        self.calls += 1
+        self.accepted.append((sender, to, message))
+        return "Result:Success"
+
+
+def numbers(n, start=0):
+    return [f"9665{i:08d}" for i in range(start, start + n)]
+
+
+@pytest.fixture
+def settings(redis_url):
+    return Settings(
+        redis_url=redis_url,
+        batch_wait=0.0,
+        claim_idle=0.05,
+        retry_attempts=3,
+        retry_max_wait=0.01,
+        test_clock=True,
+    )
+
+
+@pytest.fixture
+def producer(settings):
+    return Producer(settings, app=FakeApp())
+
+
+def drainer(settings, provider, consumer="c1", **kw):
+    return Drainer(
+        r=Producer(settings, app=FakeApp()).r,
+        settings=settings,
+        provider=provider,
+        consumer=consumer,
+        sleep=lambda s: None,
+        **kw,
+    )
+
+
+def drain_all(d, sender, rounds=100):
+    for _ in range(rounds):
+        rep = d.drain_once(sender)
+        if rep.stop:
+            return rep
+    raise AssertionError("drain did not finish")
+
+
+def test_batches_and_exactly_once(settings, producer):
+    cid = producer.send_bulk("Dreams", [(n, f"hello {n}") for n in numbers(250)])
+    assert cid.queued == 250
+    provider = FakeProvider()
+    rep = drain_all(drainer(settings, provider), "Dreams")
+    assert rep.stop == "empty"
+    assert provider.calls == 3
+    assert len(provider.accepted) == len(set(provider.accepted)) == 250
+    st = producer.campaign_status(cid)
+    assert (st.sent, st.queued, st.sending, st.failed) == (250, 0, 0, 0)
+    assert producer.status(f"{cid}-1").state == "sent"
+    assert producer.r.xlen(producer.keys.stream("Dreams")) == 0
+
+
+def test_bad_rows_reported_by_index_rest_queued(producer):
+    rows = [("0551234567", "ok"), ("123", "bad number"), ("0551234568", ""), ("0551234569", "ok")]
+    res = producer.send_bulk("Dreams", rows)
+    assert res.queued == 2
+    assert [i for i, _ in res.rejected] == [1, 2]
+    assert "123" in res.rejected[0][1]
+
+
+def test_per_number_errors_isolated(settings, producer):
+    nums = numbers(100)
+    cid = producer.send_bulk("Dreams", [(n, "x") for n in nums])
+    provider = FakeProvider()
+    provider.refuse = {nums[7]: -117, nums[60]: -122}
+    d = drainer(settings, provider)
+    rep = d.drain_once("Dreams")
+    assert rep.failed == 2 and rep.sent == 98
+    assert rep.isolation_calls > 0
+    st = producer.campaign_status(cid)
+    assert st.failures == {-117: 1, -122: 1}
+    assert producer.status(f"{cid}-8").code == -117
+
+
+def test_transient_errors_retried(settings, producer):
+    producer.send_bulk("Dreams", [(n, "x") for n in numbers(10)])
+    provider = FakeProvider()
+    provider.fail_next = [
+        ProviderError("sendsms_multi", -114),
+        ServerError("sendsms_multi", "503", 503),
+    ]
+    drain_all(drainer(settings, provider), "Dreams")
+    assert len(provider.accepted) == 10 and provider.calls == 3
+
+
+def test_exhausted_retries_go_back_with_delay(settings, producer):
+    cid = producer.send_bulk("Dreams", [(n, "x") for n in numbers(5)])
+    provider = FakeProvider()
+    provider.fail_next = [ProviderError("sendsms_multi", -118)] * 3
+    rep = drain_all(drainer(settings, provider), "Dreams")
+    assert rep.deferred == 5 or producer.campaign_status(cid).deferred == 5
+    from dreams_sms.delayed import Delayed
+
+    d = Delayed(producer.r, producer.keys)
+    assert d.size() == 5
+    assert d.promote(producer.control.now() + settings.retry_delay + 1) == 5
+    drain_all(drainer(settings, provider), "Dreams")
+    assert len(provider.accepted) == 5
+    assert producer.campaign_status(cid).sent == 5
+
+
+def test_balance_pauses_and_keeps_jobs(settings, producer):
+    cid = producer.send_bulk("Dreams", [(n, "x") for n in numbers(150)])
+    provider = FakeProvider()
+    d = drainer(settings, provider)
+    d.drain_once("Dreams")
+    provider.fail_next = [ProviderError("sendsms_multi", -113)]
+    rep = d.drain_once("Dreams")
+    assert rep.stop == "paused"
+    assert producer.control.paused()["reason"] == "balance"
+    assert d.drain_once("Dreams").stop == "paused"
+    producer.control.resume()
+    drain_all(d, "Dreams")
+    assert len(provider.accepted) == len(set(provider.accepted)) == 150
+    assert producer.campaign_status(cid).sent == 150
+
+
+def test_daily_limit_defers_to_next_day(settings, producer):
+    s = settings.with_(daily_limits={"Promo": 120})
+    cid = producer.send_bulk("Promo", [(n, "x") for n in numbers(300)])
+    producer.send_bulk("Dreams", [(n, "y") for n in numbers(50)])
+    provider = FakeProvider()
+    d = drainer(s, provider)
+    assert drain_all(d, "Promo").stop == "closed"
+    assert len(provider.accepted) == 120
+    drain_all(d, "Dreams")
+    assert len(provider.accepted) == 170
+    st = Producer(s, app=FakeApp()).campaign_status(cid)
+    assert st.closed_today and st.deferred == 180
+    producer.control.set_clock_offset(86_400)
+    drain_all(d, "Promo")
+    assert len(provider.accepted) == 290
+    producer.control.set_clock_offset(2 * 86_400)
+    drain_all(d, "Promo")
+    assert len([a for a in provider.accepted if a[0] == "Promo"]) == 300
+
+
+def test_provider_123_closes_sender(settings, producer):
+    producer.send_bulk("Promo", [(n, "x") for n in numbers(20)])
+    provider = FakeProvider()
+    provider.fail_next = [ProviderError("sendsms_multi", -123)]
+    d = drainer(settings, provider)
+    assert d.drain_once("Promo").stop == "closed"
+    assert d.drain_once("Promo").stop == "closed"
+    producer.control.set_clock_offset(86_400)
+    drain_all(d, "Promo")
+    assert len(provider.accepted) == 20
+
+
+def test_unknown_outcome_held_without_reconciler(settings, producer):
+    cid = producer.send_bulk("Dreams", [(n, "x") for n in numbers(10)])
+    provider = FakeProvider()
+    provider.fail_next = [OutcomeUnknown("sendsms_multi", "read timeout")]
+    drain_all(drainer(settings, provider), "Dreams")
+    st = producer.campaign_status(cid)
+    assert st.unknown == 10 and provider.calls == 1
+    assert producer.r.llen(producer.keys.held) == 10
+
+
+class Oracle:
+    def __init__(self, provider):
+        self.provider = provider
+
+    def accepted(self, sender, jobs, since):
+        return [(sender, j.to, j.text) in self.provider.accepted for j in jobs]
+
+
+def test_crashed_consumer_recovered_and_reconciled(settings, producer):
+    cid = producer.send_bulk("Dreams", [(n, "x") for n in numbers(30)])
+    provider = FakeProvider()
+    dead = drainer(settings, provider, consumer="dead")
+    jobs = dead._read("Dreams", 30)
+    dead.store.mark_sending(jobs[:10], producer.control.now())
+    provider.accepted += [("Dreams", j.to, j.text) for j in jobs[:5]]  # landed before the crash
+    import time
+
+    time.sleep(0.1)
+    alive = drainer(settings, provider, consumer="alive", reconciler=Oracle(provider))
+    drain_all(alive, "Dreams")
+    assert sorted(provider.accepted) == sorted(set(provider.accepted))
+    assert len(provider.accepted) == 30
+    st = producer.campaign_status(cid)
+    assert (st.sent, st.sending, st.queued) == (30, 0, 0)
+
+
+def test_priority_goes_first(settings, producer):
+    producer.send_bulk("Dreams", [(n, "bulk") for n in numbers(500)])
+    provider = FakeProvider()
+    d = drainer(settings, provider)
+    d.drain_once("Dreams")
+    mid = producer.send("0551234567", "otp 1234", "Dreams", priority="high")
+    d.drain_once("Dreams")
+    assert ("Dreams", "966551234567", "otp 1234") in provider.accepted
+    assert producer.status(mid).state == "sent"
+
+
+def test_expired_never_sent(settings, producer):
+    mid = producer.send("0551234567", "otp", "Dreams", expires_in=60)
+    producer.control.set_clock_offset(120)
+    provider = FakeProvider()
+    drain_all(drainer(settings, provider), "Dreams")
+    assert provider.accepted == []
+    assert producer.status(mid).state == "expired"
+
+
+def test_idempotency_key(settings, producer):
+    a = producer.send("0551234567", "otp", "Dreams", key="order-1")
+    b = producer.send("0551234567", "otp", "Dreams", key="order-1")
+    assert a == b
+    provider = FakeProvider()
+    drain_all(drainer(settings, provider), "Dreams")
+    assert len(provider.accepted) == 1
+
+
+def test_options_go_one_by_one_through_sendsms(settings, producer):
+    producer.send("0551234567", "meet", "Dreams", location_url="https://maps.google.com/?q=1")
+    producer.send("0551234568", "plain", "Dreams")
+    provider = FakeProvider()
+    drain_all(drainer(settings, provider), "Dreams")
+    assert len(provider.accepted) == 2 and provider.calls == 2
+
+
+def test_scheduled_send_waits(settings, producer):
+    now = producer.control.now()
+    mid = producer.send("0551234567", "later", "Dreams", send_at=now + 3600)
+    assert producer.status(mid).state == "deferred"
+    provider = FakeProvider()
+    drain_all(drainer(settings, provider), "Dreams")
+    assert provider.accepted == []
+    from dreams_sms.delayed import Delayed
+
+    assert Delayed(producer.r, producer.keys).promote(now + 3601) == 1
+    drain_all(drainer(settings, provider), "Dreams")
+    assert producer.status(mid).state == "sent"
+
+
+def test_bulk_rows_with_keys_are_idempotent(settings, producer):
+    rows = [{"to": "0551234567", "text": "a", "key": "k1"},
+            {"to": "0551234568", "text": "b", "key": "k1"},
+            {"to": "0551234569", "text": "c"}]
+    res = producer.send_bulk("Dreams", rows)
+    assert res.queued == 2
+    provider = FakeProvider()
+    drain_all(drainer(settings, provider), "Dreams")
+    assert sorted(t for _, _, t in provider.accepted) == ["a", "c"]
+    assert producer.campaign_status(res).sent == 2
+
+
+class Broken:
+    def accepted(self, sender, jobs, since):
+        raise ConnectionError("reconciler down")
+
+
+def test_reconciler_outage_keeps_jobs_pending_until_it_answers(settings, producer):
+    cid = producer.send_bulk("Dreams", [(n, "x") for n in numbers(10)])
+    provider = FakeProvider()
+    provider.fail_next = [OutcomeUnknown("sendsms_multi", "connection dropped")]
+    d = drainer(settings, provider, reconciler=Broken())
+    d.drain_once("Dreams")
+    st = producer.campaign_status(cid)
+    assert (st.unknown, st.sending, st.sent) == (0, 10, 0)
+    import time
+
+    time.sleep(0.1)  # past claim_idle: the entries are claimable again
+    d2 = drainer(settings, provider, consumer="c2", reconciler=Oracle(provider))
+    drain_all(d2, "Dreams")
+    assert len(provider.accepted) == 10
+    assert producer.campaign_status(cid).sent == 10

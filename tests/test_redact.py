@@ -1,0 +1,102 @@
+"""Secrets never reach a log line, whatever shape the text has."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dreams_sms.redact import SECRET_NAMES, redact, redact_url
+
+SECRET = "s3cr3t-Value.9"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"user=demo&secret_key={SECRET}&to=966500000001",
+        f"b'user=demo&password={SECRET}'",
+        f"grant_type=refresh_token&refresh_token={SECRET}&client_id=c&client_secret={SECRET}",
+        f"https://host/api?user=a&token={SECRET}",
+        f"user=demo&secret_key=x&code={SECRET}",
+        f"legacy ?user=a&pass={SECRET}&to=1",
+        f'{{"access_token": "{SECRET}", "token_type": "Bearer", "expires_in": 3600}}',
+        f'{{"refresh_token":"{SECRET}"}}',
+        f"{{'client_secret': '{SECRET}', 'client_id': 'c'}}",
+        f'{{"password": 12345{SECRET}}}',
+        f"Authorization: Bearer {SECRET}",
+        f"{{'Authorization': 'Bearer {SECRET}'}}",
+        f"authorization={SECRET}",
+        f"Authorization: Basic {SECRET}",
+        f"redis://:{SECRET}@127.0.0.1:6379/0",
+        f"rediss://default:{SECRET}@cache.example:6380/1",
+        f"failed to reach https://user:{SECRET}@proxy:3128 today",
+    ],
+)
+def test_secret_values_are_masked(text):
+    out = redact(text)
+    assert SECRET not in out
+    assert "***" in out
+
+
+def test_what_is_not_secret_stays_readable():
+    text = "user=demo&to=966500000001&message=hi&sender=Dreams"
+    assert redact(text) == text
+    assert redact("Token revoked successfully") == "Token revoked successfully"
+    assert redact('{"token_type": "Bearer", "expires_in": 3600}') == (
+        '{"token_type": "Bearer", "expires_in": 3600}'
+    )
+    # a numeric `code` is the provider's answer code, not an activation code
+    assert redact('{"code": 999, "message": "Valid account"}') == (
+        '{"code": 999, "message": "Valid account"}'
+    )
+    assert redact("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+
+
+def test_names_keep_their_structure():
+    assert redact("a=1&secret_key=abc&b=2") == "a=1&secret_key=***&b=2"
+    assert redact("redis://:pw@h:1/0") == "redis://:***@h:1/0"
+    assert redact("rediss://u:pw@h/0") == "rediss://u:***@h/0"
+    assert redact("Authorization: Bearer abc") == "Authorization: Bearer ***"
+    assert redact('{"activation": 1, "code": "A1B2"}') == '{"activation": 1, "code": "***"}'
+
+
+def test_known_literal_values_are_masked_in_any_shape():
+    out = redact(f"the key was {SECRET}, really", secrets=[SECRET, "", "ab"])
+    assert out == "the key was ***, really"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://:pw@host:6379/0", "redis://:***@host:6379/0"),
+        (
+            "rediss://user:pw@host/0?ssl_cert_reqs=none",
+            "rediss://user:***@host/0?ssl_cert_reqs=none",
+        ),
+        ("https://x.sa/api?user=a&secret_key=k", "https://x.sa/api?user=a&secret_key=***"),
+        ("https://www.dreams.sa/index.php/api", "https://www.dreams.sa/index.php/api"),
+        ("redis://user@host/0", "redis://user@host/0"),
+    ],
+)
+def test_redact_url(url, shown):
+    assert redact_url(url) == shown
+
+
+def test_redact_url_survives_unparsable_input():
+    assert "pw" not in redact_url("http://u:pw@[::1")
+
+
+@given(
+    name=st.sampled_from(SECRET_NAMES),
+    value=st.from_regex(r"[A-Za-z0-9._~+/-]{4,40}", fullmatch=True),
+    prefix=st.sampled_from(["", "user=u&", "x=1&"]),
+)
+def test_any_form_secret_is_masked(name, value, prefix):
+    assert value not in redact(f"{prefix}{name}={value}&to=1").replace(f"{name}=", "")
+
+
+@given(st.text(max_size=200))
+def test_redact_never_raises(text):
+    assert isinstance(redact(text), str)
+    assert isinstance(redact_url(text), str)
