@@ -733,6 +733,10 @@ def _ratio(x: float) -> str:
     return f"{x:,.1f}x" if x >= 10 else f"{x:.2f}x"
 
 
+def _pct(x: float) -> str:
+    return "n/a" if x != x else f"{x:.0%}"
+
+
 def _met(ok: bool) -> str:
     return "**yes**" if ok else "**NO**"
 
@@ -776,7 +780,7 @@ def targets(res: Results, a: argparse.Namespace) -> list[list[str]]:
         if d:
             r = _div(run.rate, d.rate)
             out.append([f"3. end to end @{latency:g} ms vs direct limit, msgs/s",
-                        _spread(run), _spread(d), f"{r:.0%}", f">= {T_DIRECT:.0%}",
+                        _spread(run), _spread(d), _pct(r), f">= {T_DIRECT:.0%}",
                         _met(r >= T_DIRECT)])
     for latency, run in res.e2e.items():
         nv = res.naive.get(latency)
@@ -835,8 +839,8 @@ def render(res: Results, a: argparse.Namespace, command: str, elapsed: float) ->
             ideal = s * a.batch_size / (lat / 1000.0) if lat else float("nan")
             body.append([str(count), f"{count} x {a.concurrency} = {s}", _spread(run),
                          _ratio(_div(run.rate, first.rate)),
-                         f"{_div(run.rate / s, first.rate / first_slots):.0%}", _n(ideal),
-                         f"{_div(run.rate, ideal):.0%}", _n(run.cores.get("workers", 0), 2),
+                         _pct(_div(run.rate / s, first.rate / first_slots)), _n(ideal),
+                         _pct(_div(run.rate, ideal)), _n(run.cores.get("workers", 0), 2),
                          _n(sum(run.cores.values()), 2)])
         scaling_md = _table(["workers", "slots", "msgs/s", "speed-up", "per-slot efficiency",
                              f"latency bound (slots x {a.batch_size} / latency)", "of bound",

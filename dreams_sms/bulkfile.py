@@ -306,7 +306,7 @@ def _stray_quote(
     is a clean record with an even number. (Stray quotes in unquoted fields
     of a hand-written file can trip this; the record is then refused, never
     merged into another.) A fresh read that runs past the record's end must
-    also start with a valid number, as parity then counts quotes of later rows.
+    also look like a row, as parity then counts quotes of later rows.
     """
     for i in range(len(lines) - 1, max(0, len(lines) - 1 - _STRAY_LOOKBACK), -1):
         quotes = taken = 0
@@ -334,8 +334,10 @@ def _stray_quote(
 
 
 def _looks_like_a_row(fields: list[str], columns: list[str]) -> bool:
-    """A valid number where the header puts it: evidence enough when a fresh
-    read runs past the record, where quote parity proves nothing."""
+    """A valid number where the header puts it: the evidence asked for when a
+    fresh read runs past the record, where quote parity also counts quotes of
+    later rows. (The header's width alone is not: a two-column header is met
+    by too many misreadings of well-formed rows.)"""
     to = columns.index("to")
     if len(fields) <= to:
         return False

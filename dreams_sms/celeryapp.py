@@ -6,6 +6,8 @@ per SMS: messages live in Redis Streams.
 
 from __future__ import annotations
 
+import sys
+
 from celery import Celery
 
 from .config import Settings
@@ -38,7 +40,6 @@ def make_app(settings: Settings, *, main: str = "dreams_sms") -> Celery:
         worker_send_task_events=True,
         task_send_sent_event=True,
         beat_scheduler="redbeat.RedBeatScheduler",
-        redbeat_redis_url=settings.redis_url,
         redbeat_key_prefix=f"{settings.prefix}:redbeat",
         redbeat_lock_timeout=30,
         beat_max_loop_interval=5,
@@ -49,7 +50,16 @@ def make_app(settings: Settings, *, main: str = "dreams_sms") -> Celery:
         },
         timezone=settings.timezone,
     )
+    if _running_beat():
+        # Only beat needs it; kept out of workers' conf because Celery does not
+        # mask this key in `inspect conf` (Flower's worker page would show the
+        # Redis password).
+        app.conf.redbeat_redis_url = settings.redis_url
     return app
+
+
+def _running_beat() -> bool:
+    return "beat" in sys.argv[1:]
 
 
 def publish_drain(app: Celery, sender: str, token: str) -> None:

@@ -129,8 +129,11 @@ def run(opts: DemoOptions, out=sys.stdout) -> int:
         faults = {k: v for k, v in answers.items() if k not in ("999", "ok", "accepted")}
         if faults:
             print(f"provider faults retried: {faults}", file=out)
+        print(f"sandbox: {stack.sandbox_url}", file=out)
         if opts.flower:
-            print(f"Flower: {stack.flower_url}  (user/password: {opts.flower_auth})", file=out)
+            user = opts.flower_auth.split(":", 1)[0]
+            print(f"Flower: {stack.flower_url}  (user {user}; password from DREAMS_FLOWER_AUTH, "
+                  "'demo' by default)", file=out)
         ok = sent == record["accepted"] and record["duplicates"] == 0
         if opts.keep:
             print("stack is up; Ctrl-C stops everything", file=out, flush=True)

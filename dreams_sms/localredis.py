@@ -31,19 +31,21 @@ class LocalRedis:
     """One redis-server process; `appendonly=True` for crash/restart tests."""
 
     def __init__(self, *, port: int | None = None, appendonly: bool = False,
-                 directory: str | Path | None = None):
+                 directory: str | Path | None = None, password: str | None = None):
         self.binary = shutil.which("redis-server")
         if self.binary is None:
             raise ConfigError(INSTALL_HINT)
         self.port = port or free_port()
         self.appendonly = appendonly
+        self.password = password
         self._tmp = None if directory else tempfile.TemporaryDirectory(prefix="dreams-redis-")
         self.dir = Path(directory or self._tmp.name)  # type: ignore[union-attr]
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 10.0) -> LocalRedis:
         args = [
@@ -54,6 +56,8 @@ class LocalRedis:
             "--appendonly", "yes" if self.appendonly else "no",
             "--appendfsync", "everysec",
         ]
+        if self.password:
+            args += ["--requirepass", self.password]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                      start_new_session=True)
         deadline = time.monotonic() + timeout
@@ -63,7 +67,7 @@ class LocalRedis:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
                     s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
+                    if s.recv(64).startswith((b"+PONG", b"-NOAUTH")):
                         return self
             except OSError:
                 time.sleep(0.05)

@@ -45,7 +45,7 @@ def septets(text: str) -> int:
 
 def ucs2_units(text: str) -> int:
     """UTF-16 code units: characters outside the BMP (emoji) take two."""
-    return len(text.encode("utf-16-le")) // 2
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def segments(text: str) -> int:

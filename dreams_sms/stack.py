@@ -72,6 +72,7 @@ class Stack:
         metrics: bool = False,
         redis_url: str | None = None,
         redis_aof: bool = False,
+        redis_password: str | None = None,
         sandbox: bool = True,
         sandbox_args: list[str] | None = None,
         env: Mapping[str, str] | None = None,
@@ -94,6 +95,7 @@ class Stack:
         self.redis: LocalRedis | None = None
         self.redis_url = redis_url
         self.redis_aof = redis_aof
+        self.redis_password = redis_password
         self.sandbox: Proc | None = None
         self.sandbox_port = free_port()
         self.workers: list[Proc] = []
@@ -140,7 +142,8 @@ class Stack:
         try:
             if self.redis_url is None:
                 (self.dir / "redis").mkdir(exist_ok=True)
-                self.redis = LocalRedis(appendonly=self.redis_aof, directory=self.dir / "redis")
+                self.redis = LocalRedis(appendonly=self.redis_aof, directory=self.dir / "redis",
+                                        password=self.redis_password)
                 self.redis_url = self.redis.start().url
             if self.want_sandbox:
                 self.start_sandbox()

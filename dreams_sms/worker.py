@@ -23,13 +23,13 @@ from .control import Control
 from .delayed import Delayed
 from .dispatch import kick, slot_ttl
 from .drain import Drainer
-from .keys import Keys
+from .keys import GROUP, Keys
 from .metrics import RedisEvents
-from .oauth import OAuthClient, TokenHolder
+from .oauth import OAuthClient
 from .quota import DailyQuota
 from .rate import Gcra
 from .reconcile import SandboxReconciler
-from .tokenstore import RedisTokenStore
+from .tokenstore import RedisTokenStore, SharedTokenHolder
 
 log = logging.getLogger("dreams_sms.worker")
 
@@ -71,7 +71,7 @@ def context() -> Context:
     events = RedisEvents(r, keys)
     token = None
     if settings.oauth_enabled:
-        token = TokenHolder(OAuthClient(settings), store=RedisTokenStore(r, keys.token))
+        token = SharedTokenHolder(OAuthClient(settings), RedisTokenStore(r, keys.token))
     client = DreamsClient(settings, token=token, on_call=events.call)
     gcra = Gcra(r, keys.gcra, rate=settings.rate_per_second,
                 burst=settings.batch_size) if settings.rate_per_second else None
@@ -134,7 +134,25 @@ def tick() -> dict:
             if sum(c.r.xlen(s) for s in c.keys.streams(sender)) == 0:
                 continue
             started += kick(app, c.control, settings, sender)
+    if c.r.set(f"{c.keys.prefix}:janitor", "1", nx=True, ex=60):
+        forget_idle_consumers(c.r, c.keys)
     return {"promoted": promoted, "started": started}
+
+
+def forget_idle_consumers(r: redis.Redis, keys: Keys, idle_ms: int = 3_600_000) -> int:
+    """Each worker process is a consumer; drop those long gone with nothing pending."""
+    dropped = 0
+    for sender in r.smembers(keys.senders):
+        for stream in keys.streams(sender):
+            try:
+                consumers = r.xinfo_consumers(stream, GROUP)
+            except redis.ResponseError:
+                continue
+            for info in consumers:
+                if info["pending"] == 0 and info["idle"] > idle_ms:
+                    r.xgroup_delconsumer(stream, GROUP, info["name"])
+                    dropped += 1
+    return dropped
 
 
 @app.task(name=BALANCE, ignore_result=True)

@@ -313,3 +313,16 @@ def test_reconciler_outage_keeps_jobs_pending_until_it_answers(settings, produce
     drain_all(d2, "Dreams")
     assert len(provider.accepted) == 10
     assert producer.campaign_status(cid).sent == 10
+
+
+def test_idle_consumers_are_forgotten(settings, producer):
+    from dreams_sms.keys import GROUP
+    from dreams_sms.worker import forget_idle_consumers
+
+    producer.send_bulk("Dreams", [(n, "x") for n in numbers(3)])
+    drain_all(drainer(settings, FakeProvider(), consumer="gone"), "Dreams")
+    stream = producer.keys.stream("Dreams")
+    assert [c["name"] for c in producer.r.xinfo_consumers(stream, GROUP)] == ["gone"]
+    assert forget_idle_consumers(producer.r, producer.keys, idle_ms=10**9) == 0
+    assert forget_idle_consumers(producer.r, producer.keys, idle_ms=0) >= 1
+    assert producer.r.xinfo_consumers(stream, GROUP) == []
