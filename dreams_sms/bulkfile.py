@@ -4,6 +4,12 @@ Files come from spreadsheets and exports of every quality, and hold millions
 of rows, so nothing here loads a whole file and nothing one bad row does can
 stop the rows after it: each record becomes either a validated `Row` or a
 `BadRow` saying which physical line is wrong and why, for the operator to fix.
+
+Bytes are read line by line and decoded per line, so a cp1256 or latin-1 row
+spoils that row only. CSV is parsed strictly; a quote left open would swallow
+every row after it, so a record spanning lines that turns out broken (or that
+swallowed a row: see `_stray_quote`) costs only its first line, and reading
+resumes on the next one.
 """
 
 from __future__ import annotations

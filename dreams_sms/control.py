@@ -26,11 +26,14 @@ class Control:
     # -- clock -----------------------------------------------------------------
     def now(self) -> float:
         """Redis server time (one clock for every worker), plus a test offset."""
-        sec, usec = self.r.time()
-        now = sec + usec / 1e6
-        if self.test_clock:
-            now += float(self.r.get(self.keys.clock) or 0.0)
-        return now
+        if not self.test_clock:
+            sec, usec = self.r.time()
+            return sec + usec / 1e6
+        pipe = self.r.pipeline(transaction=False)
+        pipe.time()
+        pipe.get(self.keys.clock)
+        (sec, usec), offset = pipe.execute()
+        return sec + usec / 1e6 + float(offset or 0.0)
 
     def set_clock_offset(self, seconds: float) -> None:
         self.r.set(self.keys.clock, repr(float(seconds)))
@@ -53,10 +56,11 @@ class Control:
 
     def paused(self, sender: str | None = None) -> dict | None:
         """Why sending is paused for `sender` (global first), or None."""
-        info = self._info(self.keys.paused)
-        if info is None and sender:
-            info = self._info(self.keys.sender_paused(sender))
-        return info
+        if not sender:
+            return self._info(self.keys.paused)
+        every, mine = self.r.mget(self.keys.paused, self.keys.sender_paused(sender))
+        raw = every or mine
+        return json.loads(raw) if raw else None
 
     def _info(self, key: str) -> dict | None:
         raw = self.r.get(key)

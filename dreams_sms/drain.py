@@ -59,6 +59,9 @@ class Events:
     def outcome(self, sender: str, state: str, n: int, code: str = "") -> None:
         """Counted per message (metrics hook)."""
 
+    def flush(self) -> None:
+        """Write out anything buffered (called when a drain task ends)."""
+
 
 @dataclass
 class Report:
@@ -119,6 +122,7 @@ class Drainer:
         self.events = events or Events()
         self.sleep = sleep
         self._groups: set[str] = set()
+        self._claim_due: dict[str, float] = {}
 
     # -- the loop body ---------------------------------------------------------
     def drain_once(self, sender: str) -> Report:
@@ -130,9 +134,6 @@ class Drainer:
         jobs = self._claim(sender)
         reserved = 0
         if not jobs:
-            if self.quota.is_closed(sender, now):
-                report.stop = "closed"
-                return report
             reserved = self.quota.reserve(sender, self.s.batch_size, now)
             if reserved == 0:
                 report.stop = "closed"
@@ -196,7 +197,15 @@ class Drainer:
             return None
 
     def _claim(self, sender: str) -> list[Job]:
-        """Entries a dead consumer held (idle past claim_idle) become ours."""
+        """Entries a dead consumer held (idle past claim_idle) become ours.
+
+        Looked for every few seconds, not every batch: nothing can be
+        claimable sooner than `claim_idle` after its consumer went silent.
+        """
+        due = self._claim_due.get(sender, 0.0)
+        if time.monotonic() < due:
+            return []
+        self._claim_due[sender] = time.monotonic() + min(self.s.claim_idle / 3, 5.0)
         jobs: list[Job] = []
         idle = int(self.s.claim_idle * 1000)
         for high in (True, False):
@@ -223,6 +232,7 @@ class Drainer:
             if len(jobs) >= self.s.batch_size:
                 break
         if jobs:
+            self._claim_due[sender] = 0.0  # there may be more: look again next batch
             log.warning("recovered %d jobs of sender %s from a dead consumer", len(jobs), sender)
         return jobs
 
@@ -318,7 +328,7 @@ class Drainer:
     def _send_group(self, sender: str, jobs: list[Job], now: float, report: Report) -> int:
         """Send one group (a multi batch or a single optioned job); returns accepted count."""
         self._throttle(jobs)
-        self.store.mark_sending(jobs, self.control.now())
+        self.store.mark_sending(jobs, now)
         call = self._call(sender, jobs, report)
         return self._settle(sender, call, now, report)
 
@@ -345,8 +355,16 @@ class Drainer:
             else:
                 self.provider.send_multi(sender, [(j.to, j.text) for j in jobs])
 
+        attempts = 0
+
+        def before() -> None:  # entries just read are fresh; keep them so while we retry
+            nonlocal attempts
+            attempts += 1
+            if attempts > 1:
+                self._touch(jobs)
+
         policy = retrying(self.s.retry_attempts, self.s.retry_max_wait,
-                          before_attempt=lambda: self._touch(jobs),
+                          before_attempt=before,
                           on_retry=lambda exc: self.events.retry(sender, exc), sleep=self.sleep)
         try:
             policy(attempt)

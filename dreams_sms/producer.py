@@ -66,6 +66,27 @@ return {id, 1}
 """
 
 
+# One call per chunk: allocate the ids, XADD every job, count them. Atomic.
+# KEYS: stream, campaign hash, senders; ARGV: sender, cid, expiry or '', then
+# (to, text, options JSON or '') per job.
+_BULK = """
+local n = (#ARGV - 3) / 3
+local last = redis.call('HINCRBY', KEYS[2], 'seq', n)
+local first = last - n
+local x = ARGV[3]
+for i = 0, n - 1 do
+  local b = 4 + i * 3
+  local f = {'i', ARGV[2] .. '-' .. (first + i + 1), 't', ARGV[b], 'm', ARGV[b + 1]}
+  if ARGV[b + 2] ~= '' then table.insert(f, 'o'); table.insert(f, ARGV[b + 2]) end
+  if x ~= '' then table.insert(f, 'x'); table.insert(f, x) end
+  redis.call('XADD', KEYS[1], '*', unpack(f))
+end
+redis.call('HINCRBY', KEYS[2], 'total', n)
+redis.call('SADD', KEYS[3], ARGV[1])
+return n
+"""
+
+
 class BulkResult(str):
     """A campaign id that also says what happened to the rows."""
 
@@ -123,6 +144,7 @@ class Producer:
         self.control = Control(self.r, self.keys, test_clock=self.settings.test_clock)
         self._app = app
         self._enqueue = self.r.register_script(_ENQUEUE)
+        self._bulk = self.r.register_script(_BULK)
         self._groups: set[str] = set()
 
     @property
@@ -187,39 +209,41 @@ class Producer:
         self._ensure_group(stream)
         self.r.hset(self.keys.campaign(cid), mapping={"sender": sender, "created": f"{now:.3f}"})
         self.r.hsetnx(self.keys.campaign(cid), "total", 0)
-        queued, rejected, rejected_count, kicked = 0, [], 0, False
-        for chunk in _chunks(enumerate(rows), CHUNK):
-            jobs: list[Job] = []
+        rejected: list[tuple[int, str]] = []
+        counts = {"queued": 0, "rejected": 0}
+        max_len = self.settings.max_text_length
+
+        def chunk_args(chunk: list[tuple[int, Any]]) -> list[str]:
+            """Validate one chunk into the bulk script's arguments (no objects per row)."""
+            args = [sender, cid, repr(expiry) if expiry is not None else ""]
             for index, row in chunk:
                 try:
                     to, text, options, key = _row(row)
-                    job = self._job(to, text, options)
-                    job.expires_at = expiry
+                    number = validate.normalize_number(to)  # type: ignore[arg-type]
+                    text = validate.check_text(text, max_length=max_len)
+                    opts = validate.check_options(options) if options else {}
                     if key is not None:  # idempotent rows take the one-by-one path
-                        if self._put(job, sender, cid, key=key, high=high, now=now)[1]:
-                            queued += 1
+                        job = Job("", number, text, options=opts, expires_at=expiry)
+                        counts["queued"] += self._put(job, sender, cid, key=key, high=high,
+                                                      now=now)[1]
                         continue
                 except ValidationError as exc:
-                    rejected_count += 1
+                    counts["rejected"] += 1
                     if len(rejected) < _MAX_REJECTED_KEPT:
                         rejected.append((index, str(exc)))
                     continue
-                jobs.append(job)
-            if not jobs:
-                continue
-            last = self.r.hincrby(self.keys.campaign(cid), "seq", len(jobs))
-            pipe = self.r.pipeline(transaction=True)
-            for n, job in enumerate(jobs, start=last - len(jobs) + 1):
-                job.id = f"{cid}-{n}"
-                pipe.xadd(stream, job.fields())
-            pipe.hincrby(self.keys.campaign(cid), "total", len(jobs))
-            pipe.sadd(self.keys.senders, sender)
-            pipe.execute()
-            queued += len(jobs)
-            if not kicked:
-                self.kick(sender)
-                kicked = True
+                args += (number, text, _json(opts) if opts else "")
+            return args
+
+        keys = [stream, self.keys.campaign(cid), self.keys.senders]
+        sent_any = False
+        for n in _pipelined(self.r, _BULK, keys, map(chunk_args, _chunks(enumerate(rows), CHUNK))):
+            counts["queued"] += n
+            if n and not sent_any:
+                self.kick(sender)  # start sending while the rest is still being queued
+                sent_any = True
         self.r.expire(self.keys.campaign(cid), self.settings.status_ttl)
+        queued, rejected_count = counts["queued"], counts["rejected"]
         if queued:
             self.kick(sender)
         return BulkResult(cid, queued, rejected, rejected_count)
@@ -360,6 +384,42 @@ def _row(row: Any) -> tuple[object, object, Mapping[str, object], str | None]:
         return row[0], row[1], (row[2] if len(row) == 3 else {}) or {}, None
     raise ValidationError(f"a row must be (to, text) or a mapping, not {type(row).__name__}",
                           field="row")
+
+
+def _pipelined(r: redis.Redis, script: str, keys: list[str],
+               arg_lists: Iterator[list[str]]) -> Iterator[int]:
+    """Run `script` once per argument list, validating the next chunk while
+    Redis runs the previous one (send, build the next, then read)."""
+    sha = r.script_load(script)
+    try:
+        conn = r.connection_pool.get_connection()
+    except TypeError:  # redis-py < 5.3 wants a command name
+        conn = r.connection_pool.get_connection("EVALSHA")
+    pending: list[str] | None = None
+    try:
+        for args in arg_lists:
+            if len(args) <= 3:
+                continue  # every row of the chunk was refused
+            if pending is not None:
+                yield _reply(r, conn, sha, keys, pending)
+            conn.send_command("EVALSHA", sha, len(keys), *keys, *args)
+            pending = args
+        if pending is not None:
+            yield _reply(r, conn, sha, keys, pending)
+    except BaseException:
+        conn.disconnect()  # a reply may still be in flight: never reuse this socket
+        raise
+    finally:
+        r.connection_pool.release(conn)
+
+
+def _reply(r: redis.Redis, conn: Any, sha: str, keys: list[str], args: list[str]) -> int:
+    try:
+        return int(conn.read_response())
+    except redis.ResponseError as exc:
+        if "NOSCRIPT" not in str(exc):
+            raise
+        return int(r.evalsha(r.script_load(_BULK), len(keys), *keys, *args))
 
 
 def _chunks(it: Iterable[Any], size: int) -> Iterator[list[Any]]:

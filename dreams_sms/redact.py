@@ -82,3 +82,24 @@ def _mapping(m: re.Match[str]) -> str:
     if name.lower() == "code" and value[0] not in "\"'":
         return m[0]  # a numeric `code` is a provider answer code, not an activation code
     return f'{quote}{name}{quote}{sep}"{MASK}"'
+
+
+class RedactingFilter:
+    """A logging filter that hides secrets in every record, whoever logs it.
+
+    Defence in depth: our code never logs a secret, but a library's message
+    (a URL with a password, a form body in a debug line) might.
+    """
+
+    def filter(self, record: object) -> bool:
+        msg = getattr(record, "msg", None)
+        args = getattr(record, "args", None)
+        if isinstance(msg, str):
+            try:
+                text = msg % args if args else msg
+            except (TypeError, ValueError):
+                text = msg
+            cleaned = redact(text)
+            if cleaned != text:
+                record.msg, record.args = cleaned, ()  # type: ignore[attr-defined]
+        return True

@@ -83,6 +83,15 @@ def _bad_number(raw: object, reason: str) -> InvalidNumber:
     return InvalidNumber(f"invalid number {_shown(raw)}: {reason}", field="to")
 
 
+# The plain spellings (05…, 5…, 9665…, +9665…, 009665…) of a number that
+# libphonenumber's own Saudi mobile pattern accepts: checked with two regexes
+# instead of a full parse, which is most of the cost of enqueueing a message.
+_PLAIN = re.compile(r"(?:\+966|00966|966|0)?(5[0-9]{8})", re.ASCII)
+_SA_MOBILE = re.compile(
+    phonenumbers.PhoneMetadata.metadata_for_region("SA").mobile.national_number_pattern,
+    re.ASCII)
+
+
 def normalize_number(raw: str | int) -> str:
     """A Saudi mobile number in the provider's `9665XXXXXXXX` form.
 
@@ -90,6 +99,8 @@ def normalize_number(raw: str | int) -> str:
     `+966`, `00966`, `966`, separators, Arabic-Indic digits); anything that is
     not a valid Saudi mobile raises `InvalidNumber` saying why.
     """
+    if type(raw) is str and (m := _PLAIN.fullmatch(raw)) and _SA_MOBILE.fullmatch(m[1]):
+        return "966" + m[1]
     if isinstance(raw, bool):
         raise _bad_number(raw, "a bool is not a phone number")
     if isinstance(raw, int):

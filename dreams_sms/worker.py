@@ -14,6 +14,7 @@ import time
 from dataclasses import asdict, dataclass
 
 import redis
+from celery import signals
 
 from . import balance as balance_check
 from .celeryapp import BALANCE, DRAIN, TICK, make_app, publish_drain
@@ -29,12 +30,20 @@ from .oauth import OAuthClient
 from .quota import DailyQuota
 from .rate import Gcra
 from .reconcile import SandboxReconciler
+from .redact import RedactingFilter
 from .tokenstore import RedisTokenStore, SharedTokenHolder
 
 log = logging.getLogger("dreams_sms.worker")
 
 settings = Settings.from_env()
 app = make_app(settings)
+
+
+@signals.after_setup_logger.connect
+@signals.after_setup_task_logger.connect
+def _redact_logs(logger: logging.Logger, **_: object) -> None:
+    for handler in logger.handlers:
+        handler.addFilter(RedactingFilter())
 
 #: How long one drain task keeps taking batches before handing over to the queue,
 #: so chains of different senders take turns on the worker's slots.
@@ -89,14 +98,24 @@ def context() -> Context:
 def drain(sender: str, token: str) -> dict:
     """Take batches for `sender` for a short while, then pass the chain on."""
     c = context()
+    try:
+        return _drain(c, sender, token)
+    finally:
+        c.drainer.events.flush()
+
+
+def _drain(c: Context, sender: str, token: str) -> dict:
     ttl = slot_ttl(settings)
     deadline = time.monotonic() + DRAIN_BUDGET
     total = None
     outage = 0.0
+    refreshed = 0.0
     while True:
         try:
-            if not c.control.refresh_slot(sender, token, ttl):
-                return {"sender": sender, "stop": "slot-lost"}
+            if time.monotonic() - refreshed >= 1.0:
+                if not c.control.refresh_slot(sender, token, ttl):
+                    return {"sender": sender, "stop": "slot-lost"}
+                refreshed = time.monotonic()
             report = c.drainer.drain_once(sender)
         except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
             # Redis restarting: hold the chain instead of dropping it; whatever

@@ -65,6 +65,11 @@ def test_metrics_match_the_sandbox_record(stack, admin):
     before = samples(stack.metrics_url)
     cid = p.send_bulk("Alerts", [(n, f"metric {i}") for i, n in enumerate(numbers)])
     wait_for(lambda: p.campaign_status(cid).done, 120, "the campaign", stack)
+    key = ("dreams_messages_total", (("code", ""), ("outcome", "sent"), ("sender", "Alerts")))
+    # Workers write their counts at the end of each drain task (at least every second).
+    wait_for(lambda: samples(stack.metrics_url).get(key, 0) - before.get(key, 0) >= 1499, 15,
+             "the metrics to catch up", stack)
+    time.sleep(1.5)
     after = samples(stack.metrics_url)
 
     def delta(name, **labels):

@@ -100,3 +100,16 @@ def test_any_form_secret_is_masked(name, value, prefix):
 def test_redact_never_raises(text):
     assert isinstance(redact(text), str)
     assert isinstance(redact_url(text), str)
+
+
+def test_logging_filter_hides_secrets_in_any_record():
+    import logging
+
+    from dreams_sms.redact import RedactingFilter
+
+    record = logging.LogRecord("x", logging.INFO, __file__, 1,
+                               "posting %s to %s", ("user=u&secret_key=abc123xyz",
+                                                     "redis://:hunter22@h:6379/0"), None)
+    assert RedactingFilter().filter(record)
+    text = record.getMessage()
+    assert "abc123xyz" not in text and "hunter22" not in text
