@@ -61,6 +61,7 @@ from .responses import (
     parse_senders,
     text_of,
 )
+from .validate import check_options
 
 __all__ = ["CallHook", "DreamsClient", "SendResult", "SenderInfo", "new_session", "post_form"]
 
@@ -300,14 +301,14 @@ class DreamsClient:
         The option names keep the provider's spelling. They are checked here,
         before any request, so a typo never costs a (possibly billed) call.
         """
-        options = _send_options(
-            is_calander=is_calander,
-            calander_date=calander_date,
-            calander_time=calander_time,
-            reminder=reminder,
-            reminder_text=reminder_text,
-            location_url=location_url,
-        )
+        options = check_options({
+            "is_calander": is_calander,
+            "calander_date": calander_date,
+            "calander_time": calander_time,
+            "reminder": reminder,
+            "reminder_text": reminder_text,
+            "location_url": location_url,
+        })
         form = {"to": to, "message": message, "sender": sender, **options}
         return self._call("sendsms", form, parse_send)
 
@@ -462,53 +463,6 @@ def multi_payload(items: Sequence[tuple[str, str]], shape: str = "list") -> str:
     else:
         raise InvalidOption(f"unknown multi_format {shape!r}", field="multi_format")
     return json.dumps(value, ensure_ascii=False)
-
-
-def _send_options(
-    *,
-    is_calander: int | None,
-    calander_date: str | None,
-    calander_time: str | None,
-    reminder: int | None,
-    reminder_text: str | None,
-    location_url: str | None,
-) -> dict[str, str]:
-    """The optional sendsms fields, validated and stringified."""
-    out: dict[str, str] = {}
-    if is_calander is not None:
-        if isinstance(is_calander, bool):
-            is_calander = int(is_calander)
-        if is_calander not in (0, 1):
-            raise InvalidOption("is_calander must be 0 or 1", field="is_calander")
-        out["is_calander"] = str(is_calander)
-    if is_calander == 1:
-        for name, value in (("calander_date", calander_date), ("calander_time", calander_time)):
-            if value is None or value == "":
-                raise InvalidOption(f"{name} is required when is_calander=1", field=name)
-    elif calander_date is not None or calander_time is not None:
-        name = "calander_date" if calander_date is not None else "calander_time"
-        raise InvalidOption(f"{name} needs is_calander=1", field=name)
-    if calander_date is not None:
-        if not isinstance(calander_date, str) or not _is_date(calander_date):
-            raise InvalidOption("calander_date must be YYYY-MM-DD", field="calander_date")
-        out["calander_date"] = calander_date
-    if calander_time is not None:
-        if not isinstance(calander_time, str) or not _TIME.fullmatch(calander_time):
-            raise InvalidOption("calander_time must be HH:MM (24h)", field="calander_time")
-        out["calander_time"] = calander_time
-    if reminder is not None:
-        if isinstance(reminder, bool) or not isinstance(reminder, int) or reminder < 0:
-            raise InvalidOption("reminder must be whole minutes >= 0", field="reminder")
-        out["reminder"] = str(reminder)
-    if reminder_text is not None:
-        if not isinstance(reminder_text, str):
-            raise InvalidOption("reminder_text must be text", field="reminder_text")
-        out["reminder_text"] = reminder_text
-    if location_url is not None:
-        if not isinstance(location_url, str) or not _is_web_url(location_url):
-            raise InvalidOption("location_url must be an http(s) URL", field="location_url")
-        out["location_url"] = location_url
-    return out
 
 
 def _is_date(value: str) -> bool:

@@ -22,7 +22,7 @@ from .config import Settings
 from .control import Control
 from .errors import OutcomeUnknown, ProviderError, TransportError
 from .jobs import EXPIRED, FAILED, SENDING, SENT, UNKNOWN, Job
-from .keys import GROUP, Keys
+from .keys import GROUP, Keys, ensure_group
 from .quota import DailyQuota
 from .retry import retrying
 from .store import Store
@@ -150,14 +150,7 @@ class Drainer:
 
     # -- reading -----------------------------------------------------------------
     def ensure_group(self, stream: str) -> None:
-        if stream in self._groups:
-            return
-        try:
-            self.r.xgroup_create(stream, GROUP, id="0", mkstream=True)
-        except redis.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
-        self._groups.add(stream)
+        ensure_group(self.r, stream, self._groups)
 
     def _xread(self, stream: str, count: int) -> list[tuple[str, dict[str, str]]]:
         self.ensure_group(stream)

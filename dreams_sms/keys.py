@@ -4,7 +4,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import redis
+
 GROUP = "senders"  # the consumer group on every sender stream
+
+
+def ensure_group(r: redis.Redis, stream: str, known: set[str]) -> None:
+    """Create the stream and its consumer group once (from the start: id 0)."""
+    if stream in known:
+        return
+    try:
+        r.xgroup_create(stream, GROUP, id="0", mkstream=True)
+    except redis.ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+    known.add(stream)
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,7 +30,7 @@ from .control import Control
 from .dispatch import kick
 from .errors import ValidationError
 from .jobs import DEFERRED, FAILED, HIGH, NORMAL, STATE_NAMES, Job, split_id, state_of
-from .keys import GROUP, Keys
+from .keys import Keys, ensure_group
 
 CHUNK = 1000
 _MAX_REJECTED_KEPT = 1000
@@ -263,14 +263,7 @@ class Producer:
         )
 
     def _ensure_group(self, stream: str) -> None:
-        if stream in self._groups:
-            return
-        try:
-            self.r.xgroup_create(stream, GROUP, id="0", mkstream=True)
-        except redis.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
-        self._groups.add(stream)
+        ensure_group(self.r, stream, self._groups)
 
     # -- status -------------------------------------------------------------------
     def status(self, message_id: str) -> MessageStatus:

@@ -40,6 +40,38 @@ def r(redis_url: str) -> Iterator[redis.Redis]:
     client.close()
 
 
+@pytest.fixture(scope="module")
+def stack():
+    """A whole private stack per module (modules override it for other options)."""
+    from e2e_helpers import make_stack
+
+    s = make_stack(workers=1, concurrency=2)
+    s.start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def admin(stack):
+    """The stack's sandbox, back to its seed for each test."""
+    from dreams_sms.sandbox.testing import SandboxAdmin
+
+    a = SandboxAdmin(stack.sandbox_url)
+    a.reset()
+    return a
+
+
+@pytest.fixture
+def p(stack, admin):
+    """A producer on the stack, with flags, clock and limits reset around the test."""
+    from e2e_helpers import producer_for, reset_queue
+
+    prod = producer_for(stack)
+    reset_queue(prod)
+    yield prod
+    reset_queue(prod)
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     """Print the chaos scenarios' table (enqueued vs the sandbox's record)."""
     try:

@@ -281,12 +281,17 @@ def test_bad_options_fail_before_any_request(options, field):
     assert adapter.sent == []
 
 
-def test_is_calander_zero_and_bool_are_accepted():
+def test_is_calander_zero_and_bool_mean_no_invitation():
+    # Options are checked by validate.check_options, the one rule set for the
+    # producer, the CLI and the client: a false is_calander is simply left out.
     client, adapter = make((200, "Result"), (200, "Result"))
-    client.send("966500000001", "hi", "Dreams", is_calander=0, reminder=0)
-    assert (adapter.form["is_calander"], adapter.form["reminder"]) == ("0", "0")
-    client.send("966500000001", "hi", "Dreams", is_calander=False)
-    assert adapter.form["is_calander"] == "0"
+    client.send("966500000001", "hi", "Dreams", is_calander=0)
+    assert "is_calander" not in adapter.form
+    client.send("966500000001", "hi", "Dreams", is_calander=False,
+                location_url="https://maps.google.com/?q=1")
+    assert "is_calander" not in adapter.form and adapter.form["location_url"]
+    with pytest.raises(InvalidOption, match="reminder"):
+        client.send("966500000001", "hi", "Dreams", reminder=5)
 
 
 # -- sendsms_multi ---------------------------------------------------------------

@@ -14,7 +14,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from e2e_helpers import make_stack, producer_for, reset_queue, wait_for
+from e2e_helpers import wait_for
 
 from dreams_sms.sandbox.testing import SandboxAdmin
 
@@ -22,29 +22,6 @@ pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[1]
 SPELLINGS = ("05{}", "+9665{}", "9665{}", "5{}", "00966 5{}", "05{}")
-
-
-@pytest.fixture(scope="module")
-def stack():
-    s = make_stack(workers=1, concurrency=2)
-    s.start()
-    yield s
-    s.stop()
-
-
-@pytest.fixture
-def admin(stack):
-    a = SandboxAdmin(stack.sandbox_url)
-    a.reset()
-    return a
-
-
-@pytest.fixture
-def p(stack, admin):
-    prod = producer_for(stack)
-    reset_queue(prod)
-    yield prod
-    reset_queue(prod)
 
 
 def bulk(stack, path: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:

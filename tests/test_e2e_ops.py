@@ -13,8 +13,6 @@ import requests
 from e2e_helpers import check_exactly_once, make_stack, nums, producer_for, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
-from dreams_sms.sandbox.testing import SandboxAdmin
-
 pytestmark = pytest.mark.e2e
 
 AUTH = ("ops", "s3cret-flower")
@@ -27,13 +25,6 @@ def stack():
     s.start()
     yield s
     s.stop()
-
-
-@pytest.fixture
-def admin(stack):
-    a = SandboxAdmin(stack.sandbox_url)
-    a.reset()
-    return a
 
 
 def samples(url):

@@ -11,40 +11,13 @@ import pytest
 from e2e_helpers import (
     accepted_counter,
     check_exactly_once,
-    make_stack,
     nums,
-    producer_for,
-    reset_queue,
     wait_for,
 )
 
 from dreams_sms.quota import DailyQuota, next_midnight
-from dreams_sms.sandbox.testing import SandboxAdmin
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def stack():
-    s = make_stack(workers=1, concurrency=2)
-    s.start()
-    yield s
-    s.stop()
-
-
-@pytest.fixture
-def admin(stack):
-    a = SandboxAdmin(stack.sandbox_url)
-    a.reset()
-    return a
-
-
-@pytest.fixture
-def p(stack, admin):
-    prod = producer_for(stack)
-    reset_queue(prod)
-    yield prod
-    reset_queue(prod)
 
 
 def campaign(p, sender, rows, expected, **kw):
