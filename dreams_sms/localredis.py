@@ -31,13 +31,15 @@ class LocalRedis:
     """One redis-server process; `appendonly=True` for crash/restart tests."""
 
     def __init__(self, *, port: int | None = None, appendonly: bool = False,
-                 directory: str | Path | None = None, password: str | None = None):
+                 directory: str | Path | None = None, password: str | None = None,
+                 tls: bool = False):
         self.binary = shutil.which("redis-server")
         if self.binary is None:
             raise ConfigError(INSTALL_HINT)
         self.port = port or free_port()
         self.appendonly = appendonly
         self.password = password
+        self.tls = tls
         self._tmp = None if directory else tempfile.TemporaryDirectory(prefix="dreams-redis-")
         self.dir = Path(directory or self._tmp.name)  # type: ignore[union-attr]
         self.proc: subprocess.Popen[bytes] | None = None
@@ -45,6 +47,9 @@ class LocalRedis:
     @property
     def url(self) -> str:
         auth = f":{self.password}@" if self.password else ""
+        if self.tls:
+            return (f"rediss://{auth}127.0.0.1:{self.port}/0"
+                    f"?ssl_cert_reqs=required&ssl_ca_certs={self.dir / 'ca.crt'}")
         return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 10.0) -> LocalRedis:
@@ -58,12 +63,23 @@ class LocalRedis:
         ]
         if self.password:
             args += ["--requirepass", self.password]
+        if self.tls:
+            _certificates(self.dir)
+            args[args.index("--port") + 1] = "0"
+            args += ["--tls-port", str(self.port), "--tls-cert-file", str(self.dir / "server.crt"),
+                     "--tls-key-file", str(self.dir / "server.key"),
+                     "--tls-ca-cert-file", str(self.dir / "ca.crt"), "--tls-auth-clients", "no"]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                      start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"redis-server exited at start; see {self.dir / 'redis.log'}")
+            if self.tls:
+                if self._tls_ping():
+                    return self
+                time.sleep(0.05)
+                continue
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
                     s.sendall(b"PING\r\n")
@@ -72,6 +88,14 @@ class LocalRedis:
             except OSError:
                 time.sleep(0.05)
         raise RuntimeError(f"redis-server did not answer on port {self.port}")
+
+    def _tls_ping(self) -> bool:
+        import redis
+
+        try:
+            return bool(redis.Redis.from_url(self.url, socket_timeout=0.5).ping())
+        except redis.RedisError:
+            return False
 
     def stop(self, *, kill: bool = False) -> None:
         if self.proc is None:
@@ -99,3 +123,24 @@ class LocalRedis:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _certificates(directory: Path) -> None:
+    """A throw-away CA and a server certificate for 127.0.0.1 (openssl)."""
+    if (directory / "server.crt").exists():
+        return
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise ConfigError("openssl is needed to make certificates for a TLS test Redis")
+
+    def run(*args: str) -> None:
+        subprocess.run([openssl, *args], cwd=directory, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
+        "-days", "2", "-subj", "/CN=dreams-test-ca")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+        "-subj", "/CN=127.0.0.1")
+    (directory / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", "server.crt", "-days", "2", "-extfile", "ext.cnf")

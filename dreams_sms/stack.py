@@ -73,6 +73,7 @@ class Stack:
         redis_url: str | None = None,
         redis_aof: bool = False,
         redis_password: str | None = None,
+        redis_tls: bool = False,
         sandbox: bool = True,
         sandbox_args: list[str] | None = None,
         env: Mapping[str, str] | None = None,
@@ -96,6 +97,7 @@ class Stack:
         self.redis_url = redis_url
         self.redis_aof = redis_aof
         self.redis_password = redis_password
+        self.redis_tls = redis_tls
         self.sandbox: Proc | None = None
         self.sandbox_port = free_port()
         self.workers: list[Proc] = []
@@ -143,7 +145,7 @@ class Stack:
             if self.redis_url is None:
                 (self.dir / "redis").mkdir(exist_ok=True)
                 self.redis = LocalRedis(appendonly=self.redis_aof, directory=self.dir / "redis",
-                                        password=self.redis_password)
+                                        password=self.redis_password, tls=self.redis_tls)
                 self.redis_url = self.redis.start().url
             if self.want_sandbox:
                 self.start_sandbox()
