@@ -1,10 +1,11 @@
-"""The provider, modelled: accounts, senders, balance, OAuth and the record.
+"""The provider, modelled: accounts, senders, balance and the send rules.
 
 Pure Python, no HTTP: `Sandbox.api` takes an endpoint and its parameters and
 returns an `Outcome` that the server merely writes (or, for a fault, does not
 write). Every public method takes one lock, so the model is consistent under
-a threaded server; the record of accepted messages is what tests and the
-worker's reconciliation compare against.
+a threaded server. The Sandbox owns, under that same lock, a `TokenIssuer`
+(OAuth, in `oauth.py`) and the `Record` of accepted messages (`record.py`),
+which is what tests and the worker's reconciliation compare against.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from zoneinfo import ZoneInfo
 
 from ..segments import segments
 from .faults import Fault, FaultKind, Faults, canonical_endpoint, decide, error_page
+from .oauth import TokenIssuer
+from .record import Record, lookup_keys
 
 RIYADH = ZoneInfo("Asia/Riyadh")
 SUCCESS = "999"
@@ -110,14 +113,6 @@ class Account:
         return any(addr in net for net in self.networks)
 
 
-@dataclass(slots=True)
-class _Token:
-    kind: str  # "access" | "refresh"
-    client_id: str
-    expires_at: float | None
-    partner: str  # the other token of the pair
-
-
 _UNSET: Any = object()
 
 
@@ -144,12 +139,9 @@ class Sandbox:
         self._lock = threading.RLock()
         self._rng = random.Random(seed)
         self._faults = _faults(faults)
-        self._tokens: dict[str, _Token] = {}
+        self._issuer = TokenIssuer(self.now, self._initial_ttl)
         self._reset_state()
-        self._journal = None
-        if journal is not None:
-            self._replay(Path(journal))
-            self._journal = open(journal, "a", encoding="utf-8")  # noqa: SIM115
+        self._record = Record(journal)
 
     # -- clock -------------------------------------------------------------
 
@@ -163,6 +155,15 @@ class Sandbox:
     @property
     def faults(self) -> Faults:
         return self._faults
+
+    @property
+    def token_ttl(self) -> int:
+        """Lifetime in seconds of the access tokens issued from now on."""
+        return self._issuer.ttl
+
+    @token_ttl.setter
+    def token_ttl(self, seconds: int) -> None:
+        self._issuer.ttl = seconds
 
     # -- the wire ------------------------------------------------------------
 
@@ -353,7 +354,7 @@ class Sandbox:
             sender.day, sender.count = day, 0
         sender.count += n
         options = {k: p[k] for k in OPTION_PARAMS if p.get(k)}
-        ids = self._accept(account.user, name, items, costs, options)
+        ids = self._record.accept(account.user, name, items, costs, options, self.now())
         if self.success_body == "success":
             return "Success"
         if self.success_body == "sms_id":
@@ -376,80 +377,11 @@ class Sandbox:
             return False
         return when.timestamp() > self.now()
 
-    def _accept(
-        self,
-        user: str,
-        sender: str,
-        items: list[tuple[str, str]],
-        costs: list[int],
-        options: dict[str, str],
-    ) -> list[str]:
-        """Append one record per item; returns their sms_ids. One tight loop:
-        this is the hot path of a load test."""
-        stamp, seq, dupes = self.now(), self._seq, 0
-        records, of_sender, index = self._messages, self._by_sender[sender], self._seen
-        ids = []
-        for (to, text), cost in zip(items, costs, strict=True):
-            seq += 1
-            sms_id = str(1_000_000_000 + seq)
-            rec: dict[str, Any] = {
-                "id": seq,
-                "sms_id": sms_id,
-                "to": to,
-                "text": text,
-                "sender": sender,
-                "user": user,
-                "time": stamp,
-                "segments": cost,
-            }
-            if options:
-                rec["options"] = options
-            records.append(rec)
-            of_sender.append(rec)
-            key = (sender, to, text)
-            seen = index.get(key)
-            if seen is None:
-                index[key] = [stamp]
-            else:
-                seen.append(stamp)
-                dupes += 1
-            ids.append(sms_id)
-        self._seq = seq
-        self._duplicates += dupes
-        self._accepted[sender] += len(items)
-        if self._journal is not None:
-            self._journal.write("".join(json.dumps(r, ensure_ascii=False) + "\n"
-                                        for r in records[len(records) - len(items):]))
-            self._journal.flush()
-        return ids
-
-    def _replay(self, path: Path) -> None:
-        """Reload the record of a previous run: what a provider accepted it remembers."""
-        if not path.exists():
-            return
-        with path.open(encoding="utf-8") as fh:
-            for line in fh:
-                try:
-                    rec = json.loads(line)
-                except ValueError:
-                    continue  # a line cut short by a kill
-                key = (rec["sender"], rec["to"], rec["text"])
-                self._messages.append(rec)
-                self._by_sender[rec["sender"]].append(rec)
-                if key in self._seen:
-                    self._duplicates += 1
-                self._seen.setdefault(key, []).append(rec["time"])
-                self._accepted[rec["sender"]] += 1
-                self._seq = max(self._seq, int(rec["id"]))
-
     def _authenticate(self, p: Mapping[str, str], bearer: str | None) -> Account | None:
         """The account behind a bearer token (which wins) or user + secret_key."""
         if bearer is not None:
-            token = self._tokens.get(bearer)
-            if token is None or token.kind != "access" or self._expired(token):
-                return None
-            client = self._clients.get(token.client_id)
-            return self._accounts.get(client[1]) if client else None
+            user = self._issuer.user_of(bearer)
+            return None if user is None else self._accounts.get(user)
         account = self._accounts.get(_param(p, "user"))
         key = _param(p, "secret_key").encode()
         if account is None or not hmac.compare_digest(key, account.secret_key.encode()):
@@ -461,91 +393,12 @@ class Sandbox:
     def oauth(self, action: str, params: Mapping[str, str]) -> tuple[int, dict[str, Any]]:
         """`generate`, `refresh` or `revoke`: (HTTP status, JSON body).
         Raises KeyError for another action."""
-        handler = {"generate": self._generate, "refresh": self._refresh, "revoke": self._revoke}[
-            action
-        ]
         with self._lock:
-            status, body = handler(params)
+            status, body = self._issuer.handle(action, params)
             name = f"token/{action}"
             self._calls[name] += 1
             self._answers[name][str(body.get("error", status))] += 1
             return status, body
-
-    def _generate(self, p: Mapping[str, str]) -> tuple[int, dict[str, Any]]:
-        grant, cid, secret = (
-            _param(p, "grant_type"),
-            _param(p, "client_id"),
-            p.get("client_secret", ""),
-        )
-        if not (grant and cid and secret):
-            return _oauth_error(
-                400, "invalid_request", "grant_type, client_id and client_secret are required"
-            )
-        if grant != "client_credentials":
-            return _oauth_error(
-                400, "unsupported_grant_type", "grant_type must be client_credentials"
-            )
-        if not self._client_ok(cid, secret):
-            return _oauth_error(401, "invalid_client", "Client authentication failed")
-        return 200, self._issue(cid)
-
-    def _refresh(self, p: Mapping[str, str]) -> tuple[int, dict[str, Any]]:
-        grant, refresh = _param(p, "grant_type"), _param(p, "refresh_token")
-        cid, secret = _param(p, "client_id"), p.get("client_secret", "")
-        if not (grant and refresh and cid and secret):
-            return _oauth_error(
-                400,
-                "invalid_request",
-                "grant_type, refresh_token, client_id and client_secret are required",
-            )
-        if grant != "refresh_token":
-            return _oauth_error(400, "unsupported_grant_type", "grant_type must be refresh_token")
-        if not self._client_ok(cid, secret):
-            return _oauth_error(401, "invalid_client", "Client authentication failed")
-        token = self._tokens.get(refresh)
-        if token is None or token.kind != "refresh" or token.client_id != cid:
-            return _oauth_error(400, "invalid_grant", "The refresh token is invalid or spent")
-        del self._tokens[refresh]  # spent; the access token issued with it lives on
-        return 200, self._issue(cid)
-
-    def _revoke(self, p: Mapping[str, str]) -> tuple[int, dict[str, Any]]:
-        value, cid, secret = _param(p, "token"), _param(p, "client_id"), p.get("client_secret", "")
-        if not (value and cid and secret):
-            return _oauth_error(
-                400, "invalid_request", "token, client_id and client_secret are required"
-            )
-        if not self._client_ok(cid, secret):
-            return _oauth_error(401, "invalid_client", "Client authentication failed")
-        token = self._tokens.get(value)
-        if token is None or token.client_id != cid or self._expired(token):
-            return _oauth_error(400, "invalid_token", "The token is unknown or already revoked")
-        del self._tokens[value]
-        if token.kind == "refresh":  # logging out ends the session's access token too
-            self._tokens.pop(token.partner, None)
-        return 200, {"message": "Token revoked successfully"}
-
-    def _client_ok(self, cid: str, secret: str) -> bool:
-        client = self._clients.get(cid)
-        return client is not None and hmac.compare_digest(client[0].encode(), secret.encode())
-
-    def _issue(self, cid: str) -> dict[str, Any]:
-        now = self.now()
-        for value in [v for v, t in self._tokens.items() if self._expired(t, now)]:
-            del self._tokens[value]
-        access, refresh = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-        self._tokens[access] = _Token("access", cid, now + self.token_ttl, refresh)
-        self._tokens[refresh] = _Token("refresh", cid, None, access)
-        return {
-            "token_type": "Bearer",
-            "expires_in": self.token_ttl,
-            "access_token": access,
-            "refresh_token": refresh,
-        }
-
-    def _expired(self, token: _Token, now: float | None = None) -> bool:
-        if token.expires_at is None:
-            return False
-        return (self.now() if now is None else now) >= token.expires_at
 
     # -- admin -------------------------------------------------------------
 
@@ -554,9 +407,7 @@ class Sandbox:
             day = self.today()
             return {
                 "accounts": {u: self._account_view(a, day) for u, a in self._accounts.items()},
-                "oauth_clients": [
-                    {"client_id": c, "user": u} for c, (_, u) in self._clients.items()
-                ],
+                "oauth_clients": self._issuer.clients(),
                 "faults": self._faults.to_dict(),
                 "clock_offset_s": self.clock_offset,
                 "today": day.isoformat(),
@@ -585,18 +436,17 @@ class Sandbox:
         if offset < 0 or limit < 0:
             raise ValueError("offset and limit must not be negative")
         with self._lock:
-            pool = self._messages if sender is None else self._by_sender.get(sender, [])
-            return {"total": len(pool), "messages": pool[offset : offset + limit]}
+            return self._record.page(offset, limit, sender)
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
             counters = self._counters()
             return {
-                "accepted": len(self._messages),
+                "accepted": self._record.total,
                 "by_sender": counters["accepted_by_sender"],
                 "calls": counters["calls"],
                 "answers": counters["answers"],
-                "duplicates": self._duplicates,
+                "duplicates": self._record.duplicates,
             }
 
     def set_faults(
@@ -702,13 +552,9 @@ class Sandbox:
         """For each {to, text}: how many records with this sender, number and
         text were accepted at or after `since` (epoch seconds, sandbox clock)."""
         since = _finite(since)
-        keys = []
-        for item in items:
-            if not isinstance(item, Mapping) or "to" not in item or "text" not in item:
-                raise ValueError("each item needs 'to' and 'text'")
-            keys.append((sender, "".join(str(item["to"]).split()), str(item["text"])))
+        keys = lookup_keys(sender, items)
         with self._lock:
-            return [sum(1 for t in self._seen.get(k, ()) if t >= since) for k in keys]
+            return self._record.lookup(keys, since)
 
     def reset(self) -> None:
         """Back to the seed: accounts, record, counters, faults, clock.
@@ -716,24 +562,18 @@ class Sandbox:
         with self._lock:
             self._faults = Faults()
             self._reset_state()
-            if self._journal is not None:
-                self._journal.truncate(0)
+            self._record.reset()
 
     # -- internals ---------------------------------------------------------
 
     def _reset_state(self) -> None:
+        """Accounts, clients, TTL, clock and counters back to the seed (the
+        record has its own `reset`; issued tokens survive)."""
         self.clock_offset = 0.0
-        self.token_ttl = self._initial_ttl
+        self._issuer.reset()
         self._accounts: dict[str, Account] = {}
-        self._clients: dict[str, tuple[str, str]] = {}  # client_id -> (secret, user)
         self._refused: dict[str, int] = {}
         self._sender_seq = 0
-        self._seq = 0
-        self._messages: list[dict[str, Any]] = []
-        self._by_sender: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
-        self._seen: dict[tuple[str, str, str], list[float]] = {}
-        self._duplicates = 0
-        self._accepted: Counter[str] = Counter()
         self._calls: Counter[str] = Counter()
         self._answers: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self._handlers: dict[str, Callable[[Mapping[str, str], str | None, str], str]] = {
@@ -759,7 +599,7 @@ class Sandbox:
             self._accounts[DEMO_USER] = demo
             for name in DEMO_SENDERS:
                 self._add_sender(demo, name, "active")
-            self._clients[DEMO_CLIENT] = (DEMO_CLIENT_SECRET, DEMO_USER)
+            self._issuer.add_client(DEMO_CLIENT, DEMO_CLIENT_SECRET, DEMO_USER)
 
     def _add_sender(self, account: Account, text: str, status: str) -> Sender:
         self._sender_seq += 1
@@ -804,7 +644,7 @@ class Sandbox:
         return {
             "calls": dict(self._calls),
             "answers": {e: dict(c) for e, c in self._answers.items()},
-            "accepted_by_sender": dict(self._accepted),
+            "accepted_by_sender": self._record.accepted_by_sender(),
         }
 
 
@@ -863,10 +703,6 @@ def _is_code(body: str) -> bool:
 def _number(value: float) -> str:
     """A balance as the provider prints it: `1000`, or `12.5` when not whole."""
     return str(int(value)) if float(value).is_integer() else repr(float(value))
-
-
-def _oauth_error(status: int, error: str, description: str) -> tuple[int, dict[str, Any]]:
-    return status, {"error": error, "error_description": description}
 
 
 def _finite(value: Any) -> float:
