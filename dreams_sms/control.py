@@ -35,6 +35,20 @@ class Control:
         (sec, usec), offset = pipe.execute()
         return sec + usec / 1e6 + float(offset or 0.0)
 
+    def paused_and_now(self, sender: str) -> tuple[dict | None, float]:
+        """`paused(sender)` and `now()` in one round trip (the drain asks both
+        before every batch)."""
+        pipe = self.r.pipeline(transaction=False)
+        pipe.mget(self.keys.paused, self.keys.sender_paused(sender))
+        pipe.time()
+        if self.test_clock:
+            pipe.get(self.keys.clock)
+        replies = pipe.execute()
+        (every, mine), (sec, usec) = replies[0], replies[1]
+        offset = float(replies[2] or 0.0) if self.test_clock else 0.0
+        raw = every or mine
+        return (json.loads(raw) if raw else None), sec + usec / 1e6 + offset
+
     def set_clock_offset(self, seconds: float) -> None:
         self.r.set(self.keys.clock, repr(float(seconds)))
 

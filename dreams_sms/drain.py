@@ -127,10 +127,10 @@ class Drainer:
     # -- the loop body ---------------------------------------------------------
     def drain_once(self, sender: str) -> Report:
         report = Report()
-        if self.control.paused(sender):
+        paused, now = self.control.paused_and_now(sender)
+        if paused:
             report.stop = "paused"
             return report
-        now = self.control.now()
         jobs = self._claim(sender)
         reserved = 0
         if not jobs:
@@ -152,31 +152,39 @@ class Drainer:
     def ensure_group(self, stream: str) -> None:
         ensure_group(self.r, stream, self._groups)
 
-    def _xread(self, stream: str, count: int) -> list[tuple[str, dict[str, str]]]:
-        self.ensure_group(stream)
+    def _xread(self, streams: Sequence[str], count: int
+               ) -> list[tuple[str, list[tuple[str, dict[str, str]]]]]:
+        """One XREADGROUP over several streams (up to `count` from each)."""
+        for stream in streams:
+            self.ensure_group(stream)
+        wanted = dict.fromkeys(streams, ">")
         try:
-            got = self.r.xreadgroup(GROUP, self.consumer, {stream: ">"}, count=count)
+            return self.r.xreadgroup(GROUP, self.consumer, wanted, count=count) or []
         except redis.ResponseError as exc:  # the group vanished (Redis lost its data)
             if "NOGROUP" not in str(exc):
                 raise
-            self._groups.discard(stream)
-            self.ensure_group(stream)
-            got = self.r.xreadgroup(GROUP, self.consumer, {stream: ">"}, count=count)
-        return got[0][1] if got else []
+            for stream in streams:
+                self._groups.discard(stream)
+                self.ensure_group(stream)
+            return self.r.xreadgroup(GROUP, self.consumer, wanted, count=count) or []
 
     def _read(self, sender: str, want: int) -> list[Job]:
-        """High priority first, then normal; wait briefly for a fuller batch."""
-        jobs: list[Job] = []
+        """High priority first, then normal, in one round trip; wait briefly
+        for a fuller batch. With both streams busy this may return up to
+        2 x `want` jobs: `_process` reserves quota for the surplus or gives
+        it back."""
+        jobs: list[Job | None] = []
+        high_stream, normal_stream = self.keys.streams(sender)
         deadline = time.monotonic() + self.s.batch_wait
         while True:
-            for high in (True, False):
-                if len(jobs) >= want:
-                    break
-                stream = self.keys.stream(sender, high)
-                for entry, fields in self._xread(stream, want - len(jobs)):
-                    jobs.append(self._job(fields, sender, entry, high, stream))
+            for stream, entries in self._xread((high_stream, normal_stream), want - len(jobs)):
+                high = stream == high_stream
+                jobs += (self._job(fields, sender, entry, high, stream)
+                         for entry, fields in entries)
             if len(jobs) >= want or not jobs or time.monotonic() >= deadline:
-                return [j for j in jobs if j is not None]
+                found = [j for j in jobs if j is not None]
+                found.sort(key=lambda j: not j.high)  # high priority first
+                return found
             self.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
 
     def _job(self, fields: dict | None, sender: str, entry: str, high: bool,

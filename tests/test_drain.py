@@ -326,3 +326,19 @@ def test_idle_consumers_are_forgotten(settings, producer):
     assert forget_idle_consumers(producer.r, producer.keys, idle_ms=10**9) == 0
     assert forget_idle_consumers(producer.r, producer.keys, idle_ms=0) >= 1
     assert producer.r.xinfo_consumers(stream, GROUP) == []
+
+
+def test_both_streams_busy_high_first_and_quota_exact(settings, producer):
+    s = settings.with_(daily_limits={"Dreams": 150})
+    for i, n in enumerate(numbers(60)):
+        producer.send(n, f"otp {i}", "Dreams", priority="high")
+    producer.send_bulk("Dreams", [(n, "bulk") for n in numbers(200, 1000)])
+    provider = FakeProvider()
+    d = drainer(s, provider)
+    d.drain_once("Dreams")
+    assert [t for _, _, t in provider.accepted[:60]] == [f"otp {i}" for i in range(60)]
+    assert drain_all(d, "Dreams").stop == "closed"
+    assert len(provider.accepted) == len(set(provider.accepted)) == 150
+    producer.control.set_clock_offset(86_400)
+    drain_all(d, "Dreams")
+    assert len(provider.accepted) == len(set(provider.accepted)) == 260
