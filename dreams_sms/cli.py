@@ -362,15 +362,18 @@ def flower(ctx: click.Context, unauthenticated: bool, port: int, address: str) -
 @click.option("--no-flower", is_flag=True, help="do not start Flower")
 @click.option("--fault-rate", default=0.05, show_default=True,
               help="share of sandbox calls answering -114/-118")
+@click.option("--latency-ms", default=50.0, show_default=True,
+              help="the sandbox's answer time per call")
 @friendly
 def demo(size: int, workers: int, concurrency: int, keep: bool, no_flower: bool,
-         fault_rate: float) -> None:
+         fault_rate: float, latency_ms: float) -> None:
     """Run everything privately and send a demo campaign to the sandbox."""
     from .demo import DemoOptions, run
 
     auth = os.environ.get("DREAMS_FLOWER_AUTH", "demo:demo")
     sys.exit(run(DemoOptions(size=size, workers=workers, concurrency=concurrency, keep=keep,
-                             flower=not no_flower, flower_auth=auth, fault_rate=fault_rate)))
+                             flower=not no_flower, flower_auth=auth, fault_rate=fault_rate,
+                             latency_ms=latency_ms)))
 
 
 @main.command()

@@ -43,6 +43,7 @@ class DemoOptions:
     flower: bool = True
     flower_auth: str = "demo:demo"
     fault_rate: float = 0.05
+    latency_ms: float = 50.0  # a provider is not instant; makes the live bar worth watching
     limit: int = 0  # the limited sender's daily limit; 0: a fifth of its share
     timeout: float = 600.0
 
@@ -72,7 +73,8 @@ def run(opts: DemoOptions, out=sys.stdout) -> int:
     }
     stack = Stack(workers=opts.workers, concurrency=opts.concurrency, flower=opts.flower,
                   flower_auth=opts.flower_auth, env=env,
-                  sandbox_args=["--error-rate", str(opts.fault_rate), "--seed", "7"])
+                  sandbox_args=["--error-rate", str(opts.fault_rate), "--seed", "7",
+                                "--latency-ms", str(opts.latency_ms)])
 
     def interrupt(*_: object) -> None:
         raise KeyboardInterrupt
