@@ -79,7 +79,8 @@ def run(opts: DemoOptions, out=sys.stdout) -> int:
     def interrupt(*_: object) -> None:
         raise KeyboardInterrupt
 
-    old = signal.signal(signal.SIGTERM, interrupt)
+    # Both explicitly: a shell may start us with SIGINT ignored (a background job).
+    old = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
     print("starting a private stack: redis, sandbox, "
           f"{opts.workers} worker(s) x {opts.concurrency}, beat"
           + (", flower" if opts.flower else "") + " ...", file=out, flush=True)
@@ -146,6 +147,7 @@ def run(opts: DemoOptions, out=sys.stdout) -> int:
         print("\nstopping ...", file=out)
         return 130
     finally:
-        signal.signal(signal.SIGTERM, old)
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
         stack.stop()
         print("all processes stopped", file=out, flush=True)

@@ -38,3 +38,26 @@ def test_demo_runs_a_campaign_to_a_correct_summary_and_leaves_nothing_behind():
     flower = re.search(r"Flower: (http://\S+)", text).group(1)
     sandbox = re.search(r"sandbox: (http://\S+)", text).group(1)
     assert not _listening(flower) and not _listening(sandbox)
+
+
+def test_ctrl_c_on_a_kept_stack_stops_every_process():
+    import signal
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dreams_sms.cli", "demo", "--size", "600", "--workers", "1",
+         "--keep", "--no-flower"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
+    lines = []
+    deadline = time.monotonic() + 120
+    for line in proc.stdout:
+        lines.append(line)
+        if "stack is up" in line or time.monotonic() > deadline:
+            break
+    sandbox = re.search(r"sandbox: (http://\S+)", "".join(lines)).group(1)
+    assert _listening(sandbox)
+    proc.send_signal(signal.SIGINT)
+    rest = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 130
+    assert "all processes stopped" in rest
+    assert not _listening(sandbox)
