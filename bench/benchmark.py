@@ -958,6 +958,7 @@ def chart(res: Results, path: Path, a: argparse.Namespace) -> Path | None:
     ax.set_xticks(xs)
     ax.legend()
     fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
     return path

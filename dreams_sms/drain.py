@@ -21,11 +21,13 @@ import redis
 from .config import Settings
 from .control import Control
 from .errors import OutcomeUnknown, ProviderError, TransportError
+from .events import Events
 from .jobs import EXPIRED, FAILED, SENDING, SENT, UNKNOWN, Job
-from .keys import GROUP, Keys, ensure_group
+from .keys import Keys
 from .quota import DailyQuota
 from .retry import retrying
 from .store import Store
+from .streams import SenderStreams
 
 log = logging.getLogger("dreams_sms.drain")
 
@@ -40,27 +42,6 @@ class Provider(Protocol):
 class Reconciler(Protocol):
     def accepted(self, sender: str, jobs: Sequence[Job], since: float) -> list[bool] | None:
         """Per job, whether the provider accepted it since `since`; None if it cannot tell."""
-
-
-class Events:
-    """Where the drain reports what happened: logs here, metrics in a subclass."""
-
-    def batch(self, sender: str, size: int, outcome: str, code: int | str | None,
-              seconds: float) -> None:
-        log.info("batch sender=%s size=%d outcome=%s code=%s latency=%.3fs",
-                 sender, size, outcome, code if code is not None else "-", seconds)
-
-    def retry(self, sender: str, exc: BaseException) -> None:
-        log.warning("retry sender=%s error=%s", sender, exc)
-
-    def alert(self, reason: str, code: int | None, detail: str) -> None:
-        log.error("ALERT sending paused reason=%s code=%s: %s", reason, code, detail)
-
-    def outcome(self, sender: str, state: str, n: int, code: str = "") -> None:
-        """Counted per message (metrics hook)."""
-
-    def flush(self) -> None:
-        """Write out anything buffered (called when a drain task ends)."""
 
 
 @dataclass
@@ -121,8 +102,7 @@ class Drainer:
         self.reconciler = reconciler
         self.events = events or Events()
         self.sleep = sleep
-        self._groups: set[str] = set()
-        self._claim_due: dict[str, float] = {}
+        self.streams = SenderStreams(r, settings, consumer, sleep=sleep)
 
     # -- the loop body ---------------------------------------------------------
     def drain_once(self, sender: str) -> Report:
@@ -131,14 +111,14 @@ class Drainer:
         if paused:
             report.stop = "paused"
             return report
-        jobs = self._claim(sender)
+        jobs = self.streams.claim(sender)
         reserved = 0
         if not jobs:
             reserved = self.quota.reserve(sender, self.s.batch_size, now)
             if reserved == 0:
                 report.stop = "closed"
                 return report
-            jobs = self._read(sender, reserved)
+            jobs = self.streams.read(sender, reserved)
             if len(jobs) < reserved:
                 self.quota.refund(sender, reserved - len(jobs), now)
                 reserved = len(jobs)
@@ -147,104 +127,6 @@ class Drainer:
                 return report
         self._process(sender, jobs, reserved, now, report)
         return report
-
-    # -- reading -----------------------------------------------------------------
-    def ensure_group(self, stream: str) -> None:
-        ensure_group(self.r, stream, self._groups)
-
-    def _xread(self, streams: Sequence[str], count: int
-               ) -> list[tuple[str, list[tuple[str, dict[str, str]]]]]:
-        """One XREADGROUP over several streams (up to `count` from each)."""
-        for stream in streams:
-            self.ensure_group(stream)
-        wanted = dict.fromkeys(streams, ">")
-        try:
-            return self.r.xreadgroup(GROUP, self.consumer, wanted, count=count) or []
-        except redis.ResponseError as exc:  # the group vanished (Redis lost its data)
-            if "NOGROUP" not in str(exc):
-                raise
-            for stream in streams:
-                self._groups.discard(stream)
-                self.ensure_group(stream)
-            return self.r.xreadgroup(GROUP, self.consumer, wanted, count=count) or []
-
-    def _read(self, sender: str, want: int) -> list[Job]:
-        """High priority first, then normal, in one round trip; wait briefly
-        for a fuller batch. With both streams busy this may return up to
-        2 x `want` jobs: `_process` reserves quota for the surplus or gives
-        it back."""
-        jobs: list[Job | None] = []
-        high_stream, normal_stream = self.keys.streams(sender)
-        deadline = time.monotonic() + self.s.batch_wait
-        while True:
-            for stream, entries in self._xread((high_stream, normal_stream), want - len(jobs)):
-                high = stream == high_stream
-                jobs += (self._job(fields, sender, entry, high, stream)
-                         for entry, fields in entries)
-            if len(jobs) >= want or not jobs or time.monotonic() >= deadline:
-                found = [j for j in jobs if j is not None]
-                found.sort(key=lambda j: not j.high)  # high priority first
-                return found
-            self.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
-
-    def _job(self, fields: dict | None, sender: str, entry: str, high: bool,
-             stream: str) -> Job | None:
-        try:
-            return Job.from_fields(fields or {}, sender=sender, entry=entry, high=high)
-        except (KeyError, ValueError):
-            log.error("dropping malformed stream entry %s in %s", entry, stream)
-            self.r.xack(stream, GROUP, entry)
-            self.r.xdel(stream, entry)
-            return None
-
-    def _claim(self, sender: str) -> list[Job]:
-        """Entries a dead consumer held (idle past claim_idle) become ours.
-
-        Looked for every few seconds, not every batch: nothing can be
-        claimable sooner than `claim_idle` after its consumer went silent.
-        """
-        due = self._claim_due.get(sender, 0.0)
-        if time.monotonic() < due:
-            return []
-        self._claim_due[sender] = time.monotonic() + min(self.s.claim_idle / 3, 5.0)
-        jobs: list[Job] = []
-        idle = int(self.s.claim_idle * 1000)
-        for high in (True, False):
-            stream = self.keys.stream(sender, high)
-            self.ensure_group(stream)
-            try:
-                _, entries, deleted = self.r.xautoclaim(
-                    stream, GROUP, self.consumer, min_idle_time=idle, start_id="0-0",
-                    count=self.s.batch_size - len(jobs))
-            except redis.ResponseError as exc:
-                if "NOGROUP" not in str(exc):
-                    raise
-                self._groups.discard(stream)
-                continue
-            for gone in deleted or []:
-                self.r.xack(stream, GROUP, gone)
-            for entry, fields in entries:
-                if fields is None:
-                    self.r.xack(stream, GROUP, entry)
-                    continue
-                job = self._job(fields, sender, entry, high, stream)
-                if job is not None:
-                    jobs.append(job)
-            if len(jobs) >= self.s.batch_size:
-                break
-        if jobs:
-            self._claim_due[sender] = 0.0  # there may be more: look again next batch
-            log.warning("recovered %d jobs of sender %s from a dead consumer", len(jobs), sender)
-        return jobs
-
-    def _touch(self, jobs: Sequence[Job]) -> None:
-        """Reset the idle time of entries we hold, so nobody claims them while we work."""
-        by_stream: dict[str, list[str]] = {}
-        for job in jobs:
-            if job.entry:
-                by_stream.setdefault(self.keys.stream(job.sender, job.high), []).append(job.entry)
-        for stream, ids in by_stream.items():
-            self.r.xclaim(stream, GROUP, self.consumer, 0, ids, justid=True)
 
     # -- processing ----------------------------------------------------------------
     def _process(self, sender: str, jobs: list[Job], reserved: int, now: float,
@@ -337,7 +219,7 @@ class Drainer:
         if self.gcra is None:
             return
         while (wait := self.gcra.acquire(len(jobs))) > 0:  # type: ignore[attr-defined]
-            self._touch(jobs)
+            self.streams.touch(jobs)
             self.sleep(min(wait, 1.0))
 
     def _call(self, sender: str, jobs: list[Job], report: Report,
@@ -362,7 +244,7 @@ class Drainer:
             nonlocal attempts
             attempts += 1
             if attempts > 1:
-                self._touch(jobs)
+                self.streams.touch(jobs)
 
         policy = retrying(self.s.retry_attempts, self.s.retry_max_wait,
                           before_attempt=before,

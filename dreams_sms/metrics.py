@@ -20,7 +20,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from .config import Settings
 from .control import Control
-from .drain import Events
+from .events import Events
 from .keys import GROUP, Keys
 from .quota import DailyQuota
 

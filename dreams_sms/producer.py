@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
@@ -24,13 +23,13 @@ import redis
 
 from . import validate
 from .celeryapp import make_app
-from .codes import lookup
 from .config import Settings
 from .control import Control
 from .dispatch import kick
 from .errors import ValidationError
-from .jobs import DEFERRED, FAILED, HIGH, NORMAL, STATE_NAMES, Job, split_id, state_of
+from .jobs import HIGH, NORMAL, Job
 from .keys import Keys, ensure_group
+from .status import CampaignStatus, MessageStatus, StatusReader
 
 CHUNK = 1000
 _MAX_REJECTED_KEPT = 1000
@@ -107,34 +106,6 @@ class BulkResult(str):
         return str(self)
 
 
-@dataclass(frozen=True)
-class MessageStatus:
-    id: str
-    state: str  # queued, sending, sent, deferred, failed, expired, unknown
-    code: int | None = None
-    description: str = ""
-
-
-@dataclass(frozen=True)
-class CampaignStatus:
-    id: str
-    total: int
-    queued: int
-    sending: int
-    sent: int
-    deferred: int
-    failed: int
-    expired: int
-    unknown: int
-    failures: dict[int, int] = field(default_factory=dict)
-    sender: str = ""
-    closed_today: bool = False
-
-    @property
-    def done(self) -> bool:
-        return self.queued == 0 and self.sending == 0 and self.deferred == 0
-
-
 class Producer:
     def __init__(self, settings: Settings | None = None, *, r: redis.Redis | None = None,
                  app: Any = None):
@@ -146,6 +117,7 @@ class Producer:
         self._enqueue = self.r.register_script(_ENQUEUE)
         self._bulk = self.r.register_script(_BULK)
         self._groups: set[str] = set()
+        self.statuses = StatusReader(self.r, self.settings, self.control)
 
     @property
     def app(self) -> Any:
@@ -267,54 +239,13 @@ class Producer:
 
     # -- status -------------------------------------------------------------------
     def status(self, message_id: str) -> MessageStatus:
-        try:
-            cid, seq = split_id(message_id)
-        except ValueError as exc:
-            raise ValidationError(str(exc), field="message_id") from None
-        raw, total = self.r.hget(self.keys.status(cid), seq), self.r.hget(
-            self.keys.campaign(cid), "seq")
-        if raw is None and (total is None or int(seq) > int(total)):
-            raise ValidationError(f"unknown message id {message_id[:60]!r}", field="message_id")
-        state, detail = state_of(raw)
-        code = None
-        description = ""
-        if state == FAILED and detail.lstrip("-").isdigit():
-            code = int(detail)
-            description = lookup("sendsms_multi", code).description
-        elif state == FAILED:
-            description = detail
-        elif state == DEFERRED:
-            description = "waiting until " + dt.datetime.fromtimestamp(
-                float(detail or 0), self.settings.tz).isoformat(timespec="seconds")
-        return MessageStatus(message_id, STATE_NAMES[state], code, description)
+        """Where one message stands: queued, sending, sent, deferred, failed (with
+        the provider's code and meaning), expired or unknown."""
+        return self.statuses.message(message_id)
 
     def campaign_status(self, campaign: str) -> CampaignStatus:
-        cid = str(campaign)
-        h = self.r.hgetall(self.keys.campaign(cid))
-        if not h:
-            raise ValidationError(f"unknown campaign {cid[:60]!r}", field="campaign")
-
-        def n(name: str) -> int:
-            return int(h.get(name, 0))
-
-        failures = {int(k[2:]): int(v) for k, v in h.items()
-                    if k.startswith("f:") and k[2:].lstrip("-").isdigit()}
-        done = n("sent") + n("failed") + n("expired") + n("unknown")
-        sending = max(n("sending"), 0)
-        deferred = n("deferred")
-        queued = max(n("total") - done - sending - deferred, 0)
-        sender = h.get("sender", "")
-        closed = False
-        if sender and queued:
-            from .quota import DailyQuota
-
-            quota = DailyQuota(self.r, prefix=self.settings.prefix, tz=self.settings.tz,
-                               default_limit=self.settings.limit_for)
-            closed = quota.is_closed(sender, self.control.now())
-        if closed:  # waiting for tomorrow's quota counts as deferred
-            deferred, queued = deferred + queued, 0
-        return CampaignStatus(cid, n("total"), queued, sending, n("sent"), deferred,
-                              n("failed"), n("expired"), n("unknown"), failures, sender, closed)
+        """A campaign's counts; `deferred` includes what waits for tomorrow's quota."""
+        return self.statuses.campaign(campaign)
 
     # -- control ------------------------------------------------------------------
     def pause(self, sender: str | None = None, reason: str = "operator") -> None:

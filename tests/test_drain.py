@@ -216,7 +216,7 @@ def test_crashed_consumer_recovered_and_reconciled(settings, producer):
     cid = producer.send_bulk("Dreams", [(n, "x") for n in numbers(30)])
     provider = FakeProvider()
     dead = drainer(settings, provider, consumer="dead")
-    jobs = dead._read("Dreams", 30)
+    jobs = dead.streams.read("Dreams", 30)
     dead.store.mark_sending(jobs[:10], producer.control.now())
     provider.accepted += [("Dreams", j.to, j.text) for j in jobs[:5]]  # landed before the crash
     import time

@@ -1,0 +1,105 @@
+"""Reading where messages and campaigns stand.
+
+A queued message has no status key of its own (its id encodes campaign and
+sequence); anything else is one field in its campaign's status hash, and the
+campaign hash keeps the counters.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import redis
+
+from .codes import lookup
+from .config import Settings
+from .control import Control
+from .errors import ValidationError
+from .jobs import DEFERRED, FAILED, STATE_NAMES, split_id, state_of
+from .keys import Keys
+from .quota import DailyQuota
+
+
+@dataclass(frozen=True)
+class MessageStatus:
+    id: str
+    state: str  # queued, sending, sent, deferred, failed, expired, unknown
+    code: int | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class CampaignStatus:
+    id: str
+    total: int
+    queued: int
+    sending: int
+    sent: int
+    deferred: int
+    failed: int
+    expired: int
+    unknown: int
+    failures: dict[int, int] = field(default_factory=dict)
+    sender: str = ""
+    closed_today: bool = False
+
+    @property
+    def done(self) -> bool:
+        return self.queued == 0 and self.sending == 0 and self.deferred == 0
+
+
+class StatusReader:
+    def __init__(self, r: redis.Redis, settings: Settings, control: Control):
+        self.r = r
+        self.settings = settings
+        self.keys = Keys(settings.prefix)
+        self.control = control
+
+    def message(self, message_id: str) -> MessageStatus:
+        try:
+            cid, seq = split_id(message_id)
+        except ValueError as exc:
+            raise ValidationError(str(exc), field="message_id") from None
+        raw, total = self.r.hget(self.keys.status(cid), seq), self.r.hget(
+            self.keys.campaign(cid), "seq")
+        if raw is None and (total is None or int(seq) > int(total)):
+            raise ValidationError(f"unknown message id {message_id[:60]!r}", field="message_id")
+        state, detail = state_of(raw)
+        code = None
+        description = ""
+        if state == FAILED and detail.lstrip("-").isdigit():
+            code = int(detail)
+            description = lookup("sendsms_multi", code).description
+        elif state == FAILED:
+            description = detail
+        elif state == DEFERRED:
+            description = "waiting until " + dt.datetime.fromtimestamp(
+                float(detail or 0), self.settings.tz).isoformat(timespec="seconds")
+        return MessageStatus(message_id, STATE_NAMES[state], code, description)
+
+    def campaign(self, campaign: str) -> CampaignStatus:
+        cid = str(campaign)
+        h = self.r.hgetall(self.keys.campaign(cid))
+        if not h:
+            raise ValidationError(f"unknown campaign {cid[:60]!r}", field="campaign")
+
+        def n(name: str) -> int:
+            return int(h.get(name, 0))
+
+        failures = {int(k[2:]): int(v) for k, v in h.items()
+                    if k.startswith("f:") and k[2:].lstrip("-").isdigit()}
+        done = n("sent") + n("failed") + n("expired") + n("unknown")
+        sending = max(n("sending"), 0)
+        deferred = n("deferred")
+        queued = max(n("total") - done - sending - deferred, 0)
+        sender = h.get("sender", "")
+        closed = False
+        if sender and queued:
+            quota = DailyQuota(self.r, prefix=self.settings.prefix, tz=self.settings.tz,
+                               default_limit=self.settings.limit_for)
+            closed = quota.is_closed(sender, self.control.now())
+        if closed:  # waiting for tomorrow's quota counts as deferred
+            deferred, queued = deferred + queued, 0
+        return CampaignStatus(cid, n("total"), queued, sending, n("sent"), deferred,
+                              n("failed"), n("expired"), n("unknown"), failures, sender, closed)
