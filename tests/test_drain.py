@@ -342,3 +342,17 @@ def test_both_streams_busy_high_first_and_quota_exact(settings, producer):
     producer.control.set_clock_offset(86_400)
     drain_all(d, "Dreams")
     assert len(provider.accepted) == len(set(provider.accepted)) == 260
+
+
+def test_per_second_cap_waits_between_batches(settings, producer):
+    from dreams_sms.rate import Gcra
+
+    producer.send_bulk("Dreams", [(n, "x") for n in numbers(300)])
+    slept: list[float] = []
+    provider = FakeProvider()
+    d = Drainer(r=producer.r, settings=settings, provider=provider, consumer="c1",
+                gcra=Gcra(producer.r, "t:gcra", rate=1000, burst=100),
+                sleep=slept.append)
+    drain_all(d, "Dreams")
+    assert len(provider.accepted) == 300
+    assert slept and all(0 < s <= 1.0 for s in slept)  # it waited for the bucket to refill
