@@ -86,13 +86,19 @@ _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
 _TIME = re.compile(r"(?:[01][0-9]|2[0-3]):[0-5][0-9]", re.ASCII)
 
 
-def new_session() -> requests.Session:
+def new_session(url: str = "https://www.dreams.sa") -> requests.Session:
     """A session that never retries on its own: a retried POST could send twice."""
     session = requests.Session()
     adapter = HTTPAdapter(max_retries=Retry(total=0, read=False, redirect=False))
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     session.headers["User-Agent"] = USER_AGENT
+    # Proxies from the environment are read once here instead of on every
+    # request (requests scans os.environ and ~/.netrc per call with trust_env);
+    # credentials travel in the form body, so netrc has nothing to add.
+    # The proxies are those for `url`, so NO_PROXY (a local sandbox) is honoured.
+    session.proxies.update(requests.utils.get_environ_proxies(url))
+    session.trust_env = False
     return session
 
 
@@ -230,7 +236,7 @@ class DreamsClient:
         self.base_url = settings.base_url.rstrip("/")
         self.timeout = (settings.connect_timeout, settings.read_timeout)
         self._owns_session = session is None
-        self._session = session if session is not None else new_session()
+        self._session = session if session is not None else new_session(self.base_url)
         self._token = token
         self._on_call = on_call
 

@@ -48,11 +48,11 @@ class Job:
 
     @property
     def campaign(self) -> str:
-        return split_id(self.id)[0]
+        return self.id[: self.id.rindex("-")]
 
     @property
     def seq(self) -> str:
-        return split_id(self.id)[1]
+        return self.id[self.id.rindex("-") + 1:]
 
     def fields(self) -> dict[str, str]:
         out = {"i": self.id, "t": self.to, "m": self.text}

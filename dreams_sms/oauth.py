@@ -85,7 +85,7 @@ class OAuthClient:
         self.settings = settings
         self.url = settings.oauth_url.rstrip("/")
         self.timeout = (settings.connect_timeout, settings.read_timeout)
-        self._session = session if session is not None else new_session()
+        self._session = session if session is not None else new_session(settings.oauth_url)
         self._clock = clock
 
     def __repr__(self) -> str:
