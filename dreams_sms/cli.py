@@ -319,6 +319,60 @@ def limits(set_: tuple[str, str] | None) -> None:
     click.echo(table(rows, ("sender", "used today", "limit", "state")) if rows else "no senders")
 
 
+@main.group(invoke_without_command=True)
+@click.pass_context
+@friendly
+def held(ctx: click.Context) -> None:
+    """Messages whose outcome is unknown (a timeout after sending): review them."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from .producer import Producer
+    from .progress import table
+
+    p = Producer(_settings())
+    jobs = p.store.held()
+    if not jobs:
+        click.echo("no held messages")
+        return
+    click.echo(table([(j.id, j.sender, j.to, j.text[:40]) for j in jobs],
+                     ("message", "sender", "to", "text")))
+    click.echo("check them in the provider's portal, then: dreams-sms held delivered ID... "
+               "or dreams-sms held resend ID... (--all for every one)")
+
+
+def _settle(ids: tuple[str, ...], everything: bool, delivered: bool) -> None:
+    from .producer import Producer
+
+    p = Producer(_settings())
+    if everything:
+        ids = tuple(j.id for j in p.store.held(limit=10**9))
+    if not ids:
+        raise click.UsageError("name message ids, or --all")
+    n = p.store.settle_held(ids, delivered=delivered, now=p.control.now())
+    if not delivered:
+        for sender in sorted(p.r.smembers(p.keys.senders)):
+            p.kick(sender)
+    click.echo(f"{n} message(s) {'marked sent' if delivered else 'queued again'}")
+
+
+@held.command("delivered")
+@click.argument("ids", nargs=-1)
+@click.option("--all", "everything", is_flag=True)
+@friendly
+def held_delivered(ids: tuple[str, ...], everything: bool) -> None:
+    """The provider did take them: mark them sent."""
+    _settle(ids, everything, True)
+
+
+@held.command("resend")
+@click.argument("ids", nargs=-1)
+@click.option("--all", "everything", is_flag=True)
+@friendly
+def held_resend(ids: tuple[str, ...], everything: bool) -> None:
+    """The provider did not take them: queue them again."""
+    _settle(ids, everything, False)
+
+
 # -- processes -------------------------------------------------------------------------
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.pass_context

@@ -176,7 +176,7 @@ class DreamsCollector(Collector):
         yield GaugeMetricFamily("dreams_delayed_jobs", "Jobs waiting for a time (retries, "
                                 "scheduled)", value=float(self.r.zcard(self.keys.delayed)))
         yield GaugeMetricFamily("dreams_held_unknown", "Jobs held with an unknown outcome",
-                                value=float(self.r.llen(self.keys.held)))
+                                value=float(self.r.hlen(self.keys.held)))
 
 
 def registry(settings: Settings, r: redis.Redis | None = None) -> CollectorRegistry:

@@ -30,6 +30,7 @@ from .errors import ValidationError
 from .jobs import HIGH, NORMAL, Job
 from .keys import Keys, ensure_group
 from .status import CampaignStatus, MessageStatus, StatusReader
+from .store import Store
 
 CHUNK = 1000
 _MAX_REJECTED_KEPT = 1000
@@ -118,6 +119,7 @@ class Producer:
         self._bulk = self.r.register_script(_BULK)
         self._groups: set[str] = set()
         self.statuses = StatusReader(self.r, self.settings, self.control)
+        self.store = Store(self.r, self.keys, ttl=self.settings.status_ttl)
 
     @property
     def app(self) -> Any:

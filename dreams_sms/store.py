@@ -73,8 +73,8 @@ class Store:
             if state == FAILED and code:
                 pipe.hincrby(self.keys.campaign(cid), f"f:{code}", len(group))
             pipe.expire(self.keys.status(cid), self.ttl)
-        if state == UNKNOWN:
-            pipe.rpush(self.keys.held, *[j.id for j in jobs])
+        if state == UNKNOWN:  # kept whole, so an operator can resend or settle them
+            pipe.hset(self.keys.held, mapping={j.id: j.pack() for j in jobs})
         self._leave(pipe, jobs)
         pipe.execute()
 
@@ -99,6 +99,38 @@ class Store:
                 pipe.xadd(self.keys.stream(job.sender, job.high), again.fields())
         self._leave(pipe, jobs)
         pipe.execute()
+
+    # -- held jobs (unknown outcome) -------------------------------------------------
+    def held(self, limit: int = 1000) -> list[Job]:
+        """Jobs whose outcome is unknown, waiting for an operator."""
+        out = []
+        for _, raw in zip(range(limit), self.r.hscan_iter(self.keys.held, count=500),
+                          strict=False):
+            out.append(Job.unpack(raw[1]))
+        return out
+
+    def settle_held(self, ids: Sequence[str], *, delivered: bool, now: float) -> int:
+        """An operator's verdict on held jobs: mark them sent, or send them again."""
+        raws = self.r.hmget(self.keys.held, list(ids))
+        jobs = [Job.unpack(raw) for raw in raws if raw]
+        if not jobs:
+            return 0
+        pipe = self.r.pipeline(transaction=True)
+        for cid, group in _by_campaign(jobs).items():
+            pipe.hincrby(self.keys.campaign(cid), "unknown", -len(group))
+            if delivered:
+                pipe.hset(self.keys.status(cid), mapping={j.seq: SENT for j in group})
+                pipe.hincrby(self.keys.campaign(cid), "sent", len(group))
+            else:
+                pipe.hdel(self.keys.status(cid), *[j.seq for j in group])
+        if not delivered:
+            for job in jobs:
+                job.first_at = job.first_at or now
+                pipe.xadd(self.keys.stream(job.sender, job.high), job.fields())
+                pipe.sadd(self.keys.senders, job.sender)
+        pipe.hdel(self.keys.held, *[j.id for j in jobs])
+        pipe.execute()
+        return len(jobs)
 
     def ack(self, jobs: Iterable[Job]) -> None:
         """Drop entries whose outcome was already recorded (a crash after EXEC)."""

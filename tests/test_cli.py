@@ -425,3 +425,23 @@ def test_pause_is_noted_once(env, r, capsys):
     bulkcmd._note_pause(p, "Dreams", seen, io.StringIO())
     assert capsys.readouterr().err.count("sending is paused (operator)") == 1
     assert seen == [None]
+
+
+def test_held_list_and_settle(env, r):
+    from dreams_sms.config import Settings
+    from dreams_sms.jobs import UNKNOWN, Job
+    from dreams_sms.producer import Producer
+
+    p = Producer(Settings(redis_url=env["REDIS_URL"]), app=object())
+    p.r.hset(p.keys.campaign("cx"), mapping={"total": 2, "seq": 2, "unknown": 2})
+    jobs = [Job(f"cx-{i}", "966551234567", f"t{i}", "Dreams") for i in (1, 2)]
+    p.store.finish(jobs, UNKNOWN)
+    p.r.hincrby(p.keys.campaign("cx"), "unknown", -2)  # finish counted them again
+    listing = ok(env, "held")
+    assert "cx-1" in listing and "cx-2" in listing
+    assert "1 message(s) marked sent" in ok(env, "held", "delivered", "cx-1")
+    assert "no held messages" not in ok(env, "held")
+    assert "1 message(s) queued again" in ok(env, "held", "resend", "--all")
+    assert "no held messages" in ok(env, "held")
+    assert p.status("cx-1").state == "sent"
+    assert p.status("cx-2").state == "queued"

@@ -201,7 +201,7 @@ def test_unknown_outcome_held_without_reconciler(settings, producer):
     drain_all(drainer(settings, provider), "Dreams")
     st = producer.campaign_status(cid)
     assert st.unknown == 10 and provider.calls == 1
-    assert producer.r.llen(producer.keys.held) == 10
+    assert producer.r.hlen(producer.keys.held) == 10
 
 
 class Oracle:
@@ -356,3 +356,22 @@ def test_per_second_cap_waits_between_batches(settings, producer):
     drain_all(d, "Dreams")
     assert len(provider.accepted) == 300
     assert slept and all(0 < s <= 1.0 for s in slept)  # it waited for the bucket to refill
+
+
+def test_held_messages_are_settled_by_an_operator(settings, producer):
+    cid = producer.send_bulk("Dreams", [(n, f"h{i}") for i, n in enumerate(numbers(6))])
+    provider = FakeProvider()
+    provider.fail_next = [OutcomeUnknown("sendsms_multi", "read timeout")]
+    drain_all(drainer(settings, provider), "Dreams")
+    held = producer.store.held()
+    assert len(held) == 6 and producer.campaign_status(cid).unknown == 6
+    ids = sorted(j.id for j in held)
+    now = producer.control.now()
+    assert producer.store.settle_held(ids[:2], delivered=True, now=now) == 2
+    assert producer.store.settle_held(ids[2:], delivered=False, now=now) == 4
+    assert producer.store.settle_held(ids, delivered=True, now=now) == 0  # already settled
+    drain_all(drainer(settings, provider), "Dreams")
+    st = producer.campaign_status(cid)
+    assert (st.sent, st.unknown, st.queued) == (6, 0, 0)
+    assert len(provider.accepted) == 4
+    assert producer.status(ids[0]).state == "sent"
