@@ -298,6 +298,20 @@ def resume(sender: str | None) -> None:
 
 
 @main.command()
+@click.argument("campaign")
+@friendly
+def cancel(campaign: str) -> None:
+    """Cancel a campaign: what is still queued is dropped, never sent."""
+    from .producer import Producer
+
+    p = Producer(_settings())
+    p.cancel(campaign)
+    st = p.campaign_status(campaign)
+    click.echo(f"cancelled {campaign}: {st.sent} already sent, {st.queued + st.deferred} "
+               "queued messages will be dropped as workers reach them")
+
+
+@main.command()
 @click.option("--set", "set_", nargs=2, metavar="SENDER N", help="set a sender's daily limit")
 @friendly
 def limits(set_: tuple[str, str] | None) -> None:

@@ -22,7 +22,7 @@ from .config import Settings
 from .control import Control
 from .errors import OutcomeUnknown, ProviderError, TransportError
 from .events import Events
-from .jobs import EXPIRED, FAILED, SENDING, SENT, UNKNOWN, Job
+from .jobs import CANCELLED, EXPIRED, FAILED, SENDING, SENT, UNKNOWN, Job
 from .keys import Keys
 from .quota import DailyQuota
 from .retry import retrying
@@ -135,9 +135,12 @@ class Drainer:
         ambiguous: list[tuple[Job, float]] = []
         done: list[Job] = []
         expired: list[Job] = []
+        cancelled: list[Job] = []
         for job, (state, detail) in zip(jobs, self.store.states(jobs), strict=True):
             if state in FINAL:
                 done.append(job)
+            elif state == CANCELLED:
+                cancelled.append(job)
             elif state == SENDING:
                 job.sending = True
                 ambiguous.append((job, float(detail or 0)))
@@ -146,6 +149,9 @@ class Drainer:
             else:
                 fresh.append(job)
         self.store.ack(done)
+        if cancelled:
+            self.store.finish(cancelled, CANCELLED)
+            self.events.outcome(sender, "cancelled", len(cancelled))
         if expired:
             self.store.finish(expired, EXPIRED)
             report.expired += len(expired)

@@ -21,6 +21,7 @@ FAILED = "F"
 EXPIRED = "X"
 UNKNOWN = "U"
 DEFERRED = "D"
+CANCELLED = "C"
 
 STATE_NAMES = {
     QUEUED: "queued",
@@ -30,6 +31,7 @@ STATE_NAMES = {
     EXPIRED: "expired",
     UNKNOWN: "unknown",
     DEFERRED: "deferred",
+    CANCELLED: "cancelled",
 }
 
 

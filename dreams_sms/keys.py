@@ -60,6 +60,11 @@ class Keys:
         return f"{self.prefix}:drains:{{{sender}}}"
 
     @property
+    def cancelled(self) -> str:
+        """Campaigns an operator cancelled: their queued jobs are dropped, not sent."""
+        return f"{self.prefix}:cancelled"
+
+    @property
     def held(self) -> str:
         """Messages whose outcome is unknown, kept for an operator to review."""
         return f"{self.prefix}:held"

@@ -250,6 +250,20 @@ class Producer:
         return self.statuses.campaign(campaign)
 
     # -- control ------------------------------------------------------------------
+    def cancel(self, campaign: str) -> None:
+        """Stop a campaign for good: its queued jobs are dropped as `cancelled` when
+        a worker reaches them (in flight at that moment: at most one batch per slot)."""
+        cid = str(campaign)
+        if not self.r.exists(self.keys.campaign(cid)):
+            raise ValidationError(f"unknown campaign {cid[:60]!r}", field="campaign")
+        pipe = self.r.pipeline(transaction=True)
+        pipe.sadd(self.keys.cancelled, cid)
+        pipe.hset(self.keys.campaign(cid), "cancelled_at", f"{self.control.now():.3f}")
+        pipe.execute()
+        sender = self.r.hget(self.keys.campaign(cid), "sender")
+        if sender:
+            self.kick(sender)  # settle its jobs even while the queue is quiet
+
     def pause(self, sender: str | None = None, reason: str = "operator") -> None:
         self.control.pause(sender=sender, reason=reason, by="producer")
 

@@ -43,6 +43,7 @@ class CampaignStatus:
     failures: dict[int, int] = field(default_factory=dict)
     sender: str = ""
     closed_today: bool = False
+    cancelled: int = 0
 
     @property
     def done(self) -> bool:
@@ -89,17 +90,18 @@ class StatusReader:
 
         failures = {int(k[2:]): int(v) for k, v in h.items()
                     if k.startswith("f:") and k[2:].lstrip("-").isdigit()}
-        done = n("sent") + n("failed") + n("expired") + n("unknown")
+        done = n("sent") + n("failed") + n("expired") + n("unknown") + n("cancelled")
         sending = max(n("sending"), 0)
         deferred = n("deferred")
         queued = max(n("total") - done - sending - deferred, 0)
         sender = h.get("sender", "")
         closed = False
-        if sender and queued:
+        if sender and queued and not h.get("cancelled_at"):
             quota = DailyQuota(self.r, prefix=self.settings.prefix, tz=self.settings.tz,
                                default_limit=self.settings.limit_for)
             closed = quota.is_closed(sender, self.control.now())
         if closed:  # waiting for tomorrow's quota counts as deferred
             deferred, queued = deferred + queued, 0
         return CampaignStatus(cid, n("total"), queued, sending, n("sent"), deferred,
-                              n("failed"), n("expired"), n("unknown"), failures, sender, closed)
+                              n("failed"), n("expired"), n("unknown"), failures, sender, closed,
+                              n("cancelled"))

@@ -14,10 +14,11 @@ from collections.abc import Iterable, Sequence
 
 import redis
 
-from .jobs import DEFERRED, EXPIRED, FAILED, SENDING, SENT, UNKNOWN, Job, state_of
+from .jobs import CANCELLED, DEFERRED, EXPIRED, FAILED, SENDING, SENT, UNKNOWN, Job, state_of
 from .keys import GROUP, Keys
 
-_COUNTER = {SENT: "sent", FAILED: "failed", EXPIRED: "expired", UNKNOWN: "unknown"}
+_COUNTER = {SENT: "sent", FAILED: "failed", EXPIRED: "expired", UNKNOWN: "unknown",
+            CANCELLED: "cancelled"}
 
 
 def _by_campaign(jobs: Iterable[Job]) -> dict[str, list[Job]]:
@@ -35,15 +36,21 @@ class Store:
 
     # -- reads ---------------------------------------------------------------
     def states(self, jobs: Sequence[Job]) -> list[tuple[str, str]]:
-        """(state, detail) per job, one HMGET per campaign."""
+        """(state, detail) per job, one HMGET per campaign; a job of a cancelled
+        campaign that is not settled yet reads as cancelled."""
         groups = _by_campaign(jobs)
         pipe = self.r.pipeline(transaction=False)
         for cid, group in groups.items():
             pipe.hmget(self.keys.status(cid), [j.seq for j in group])
+        pipe.smismember(self.keys.cancelled, list(groups))
+        *replies, cancelled = pipe.execute()
         found: dict[int, tuple[str, str]] = {}
-        for group, values in zip(groups.values(), pipe.execute(), strict=True):
+        for group, values, gone in zip(groups.values(), replies, cancelled, strict=True):
             for job, raw in zip(group, values, strict=True):
-                found[id(job)] = state_of(raw)
+                state = state_of(raw)
+                if gone and state[0] not in (SENT, FAILED, EXPIRED, UNKNOWN, SENDING):
+                    state = (CANCELLED, "")
+                found[id(job)] = state
         return [found[id(j)] for j in jobs]
 
     # -- writes --------------------------------------------------------------

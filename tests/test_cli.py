@@ -445,3 +445,16 @@ def test_held_list_and_settle(env, r):
     assert "no held messages" in ok(env, "held")
     assert p.status("cx-1").state == "sent"
     assert p.status("cx-2").state == "queued"
+
+
+def test_cancel_a_campaign(env, r):
+    from dreams_sms.config import Settings
+    from dreams_sms.producer import Producer
+
+    p = Producer(Settings(redis_url=env["REDIS_URL"]))
+    cid = p.send_bulk("Dreams", [("0551234567", "oops wrong text")] * 5)
+    out = ok(env, "cancel", cid)
+    assert f"cancelled {cid}" in out and "5 queued messages will be dropped" in out
+    assert r.sismember("dreams:cancelled", cid)
+    result = run(env, "cancel", "c-unknown")
+    assert result.exit_code == 2 and "unknown campaign" in result.stderr

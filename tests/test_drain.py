@@ -6,7 +6,7 @@ import pytest
 
 from dreams_sms.config import Settings
 from dreams_sms.drain import Drainer
-from dreams_sms.errors import OutcomeUnknown, ProviderError, ServerError
+from dreams_sms.errors import OutcomeUnknown, ProviderError, ServerError, ValidationError
 from dreams_sms.producer import Producer
 
 
@@ -375,3 +375,21 @@ def test_held_messages_are_settled_by_an_operator(settings, producer):
     assert (st.sent, st.unknown, st.queued) == (6, 0, 0)
     assert len(provider.accepted) == 4
     assert producer.status(ids[0]).state == "sent"
+
+
+def test_cancelled_campaign_is_dropped_not_sent(settings, producer):
+    keep = producer.send_bulk("Dreams", [(n, "keep") for n in numbers(150)])
+    stop = producer.send_bulk("Dreams", [(n, "stop") for n in numbers(250, 5000)])
+    provider = FakeProvider()
+    d = drainer(settings, provider)
+    d.drain_once("Dreams")  # the first batch (all of `keep`) goes out
+    producer.cancel(stop)
+    drain_all(d, "Dreams")
+    sent_stop = sum(1 for _, _, t in provider.accepted if t == "stop")
+    assert sent_stop <= 100  # at most the batch in flight when it was cancelled
+    st = producer.campaign_status(stop)
+    assert st.sent == sent_stop and st.cancelled == 250 - sent_stop and st.done
+    assert producer.campaign_status(keep).sent == 150
+    assert producer.status(f"{stop}-250").state == "cancelled"
+    with pytest.raises(ValidationError):
+        producer.cancel("nope")
