@@ -24,6 +24,7 @@ from .control import Control
 from .delayed import Delayed
 from .dispatch import kick, slot_ttl
 from .drain import Drainer
+from .errors import ConfigError
 from .keys import GROUP, Keys
 from .metrics import RedisEvents
 from .oauth import OAuthClient
@@ -35,7 +36,10 @@ from .tokenstore import RedisTokenStore, SharedTokenHolder
 
 log = logging.getLogger("dreams_sms.worker")
 
-settings = Settings.from_env()
+try:
+    settings = Settings.from_env()
+except ConfigError as exc:  # one clear line, not a traceback, when a setting is wrong
+    raise SystemExit(f"dreams-sms: {exc}") from None
 app = make_app(settings)
 
 

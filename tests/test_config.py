@@ -80,3 +80,18 @@ def test_reconcile_needs_url():
 def test_env_table_lists_every_variable():
     names = {row[0] for row in env_table()}
     assert "DREAMS_BATCH_SIZE" in names and "DREAMS_SECRET_KEY[_FILE]" in names
+
+
+def test_worker_refuses_to_start_with_one_line_naming_the_variable():
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DREAMS_")}
+    env["DREAMS_TIMEZONE"] = "Mars/Olympus"
+    out = subprocess.run([sys.executable, "-m", "celery", "-A", "dreams_sms.worker", "worker"],
+                         env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert out.returncode != 0
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert lines == ["dreams-sms: DREAMS_TIMEZONE=Mars/Olympus is invalid: "
+                     "is not a known IANA time zone"]
