@@ -38,6 +38,8 @@ def follow(read: Callable[[], Sequence[CampaignStatus]], *, until: Callable[[dic
             rate = (t["sent"] - prev_sent) / (now - prev_t)
             prev_sent, prev_t = t["sent"], now
         finished = until(t)
+        if finished and now > started:
+            rate = t["sent"] / (now - started)  # the run's average, even if it took < 1 s
         if tty:
             out.write("\r" + bar(t, rate))
             out.flush()
