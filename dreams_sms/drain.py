@@ -26,12 +26,12 @@ from .jobs import CANCELLED, EXPIRED, FAILED, SENDING, SENT, UNKNOWN, Job
 from .keys import Keys
 from .quota import DailyQuota
 from .retry import retrying
-from .store import Store
+from .store import TO_CANCEL, Store
 from .streams import SenderStreams
 
 log = logging.getLogger("dreams_sms.drain")
 
-FINAL = {SENT, FAILED, EXPIRED, UNKNOWN}
+FINAL = {SENT, FAILED, EXPIRED, UNKNOWN, CANCELLED}
 
 
 class Provider(Protocol):
@@ -137,10 +137,10 @@ class Drainer:
         expired: list[Job] = []
         cancelled: list[Job] = []
         for job, (state, detail) in zip(jobs, self.store.states(jobs), strict=True):
-            if state in FINAL:
-                done.append(job)
-            elif state == CANCELLED:
+            if state == CANCELLED and detail == TO_CANCEL:
                 cancelled.append(job)
+            elif state in FINAL:
+                done.append(job)
             elif state == SENDING:
                 job.sending = True
                 ambiguous.append((job, float(detail or 0)))

@@ -139,7 +139,7 @@ class Producer:
         high = _priority(priority)
         now = self.control.now()
         job.expires_at = _expiry(now, expires_in, expires_at)
-        due = _when(send_at) if send_at is not None else 0.0
+        due = _when(send_at, "send_at") if send_at is not None else 0.0
         cid = _campaign_id(campaign) if campaign else "m" + dt.datetime.fromtimestamp(
             now, self.settings.tz).strftime("%Y%m%d")
         mid, created = self._put(job, sender, cid, key=key, high=high, now=now, due=due)
@@ -185,7 +185,6 @@ class Producer:
         self.r.hsetnx(self.keys.campaign(cid), "total", 0)
         rejected: list[tuple[int, str]] = []
         counts = {"queued": 0, "rejected": 0}
-        max_len = self.settings.max_text_length
 
         def chunk_args(chunk: list[tuple[int, Any]]) -> list[str]:
             """Validate one chunk into the bulk script's arguments (no objects per row)."""
@@ -193,9 +192,7 @@ class Producer:
             for index, row in chunk:
                 try:
                     to, text, options, key = _row(row)
-                    number = validate.normalize_number(to)  # type: ignore[arg-type]
-                    text = validate.check_text(text, max_length=max_len)
-                    opts = validate.check_options(options) if options else {}
+                    number, text, opts = self._checked(to, text, options)
                     if key is not None:  # idempotent rows take the one-by-one path
                         job = Job("", number, text, options=opts, expires_at=expiry)
                         counts["queued"] += self._put(job, sender, cid, key=key, high=high,
@@ -229,12 +226,15 @@ class Producer:
         return kick(self.app, self.control, self.settings, sender)
 
     def _job(self, to: object, text: object, options: Mapping[str, object]) -> Job:
-        return Job(
-            id="",
-            to=validate.normalize_number(to),  # type: ignore[arg-type]
-            text=validate.check_text(text, max_length=self.settings.max_text_length),
-            options=validate.check_options(options) if options else {},
-        )
+        number, text, opts = self._checked(to, text, options)
+        return Job("", number, text, options=opts)
+
+    def _checked(self, to: object, text: object, options: Mapping[str, object]
+                 ) -> tuple[str, str, dict[str, str]]:
+        """(number, text, options) as they will be sent; raises ValidationError."""
+        return (validate.normalize_number(to),  # type: ignore[arg-type]
+                validate.check_text(text, max_length=self.settings.max_text_length),
+                validate.check_options(options) if options else {})
 
     def _ensure_group(self, stream: str) -> None:
         ensure_group(self.r, stream, self._groups)
@@ -280,13 +280,13 @@ def _priority(priority: str) -> bool:
     return priority == HIGH
 
 
-def _when(value: dt.datetime | float) -> float:
+def _when(value: dt.datetime | float, field: str) -> float:
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:
-            raise ValidationError("datetimes must be timezone-aware", field="send_at")
+            raise ValidationError(f"{field}: datetimes must be timezone-aware", field=field)
         return value.timestamp()
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValidationError("expected a datetime or epoch seconds", field="send_at")
+        raise ValidationError(f"{field}: expected a datetime or epoch seconds", field=field)
     return float(value)
 
 
@@ -300,7 +300,7 @@ def _expiry(now: float, expires_in: float | None, expires_at: dt.datetime | floa
             raise ValidationError("expires_in must be a positive number of seconds",
                                   field="expires_in")
         return now + float(expires_in)
-    return _when(expires_at) if expires_at is not None else None
+    return _when(expires_at, "expires_at") if expires_at is not None else None
 
 
 def _campaign_id(value: str) -> str:

@@ -17,6 +17,9 @@ import redis
 from .jobs import CANCELLED, DEFERRED, EXPIRED, FAILED, SENDING, SENT, UNKNOWN, Job, state_of
 from .keys import GROUP, Keys
 
+#: The detail `states` gives a job whose campaign was cancelled but that is not settled yet.
+TO_CANCEL = "pending"
+
 _COUNTER = {SENT: "sent", FAILED: "failed", EXPIRED: "expired", UNKNOWN: "unknown",
             CANCELLED: "cancelled"}
 
@@ -48,8 +51,8 @@ class Store:
         for group, values, gone in zip(groups.values(), replies, cancelled, strict=True):
             for job, raw in zip(group, values, strict=True):
                 state = state_of(raw)
-                if gone and state[0] not in (SENT, FAILED, EXPIRED, UNKNOWN, SENDING):
-                    state = (CANCELLED, "")
+                if gone and state[0] not in (SENT, FAILED, EXPIRED, UNKNOWN, SENDING, CANCELLED):
+                    state = (CANCELLED, TO_CANCEL)
                 found[id(job)] = state
         return [found[id(j)] for j in jobs]
 

@@ -391,5 +391,9 @@ def test_cancelled_campaign_is_dropped_not_sent(settings, producer):
     assert st.sent == sent_stop and st.cancelled == 250 - sent_stop and st.done
     assert producer.campaign_status(keep).sent == 150
     assert producer.status(f"{stop}-250").state == "cancelled"
+    from dreams_sms.jobs import Job
+
+    settled = Job(f"{stop}-250", "966500000000", "stop", "Dreams")
+    assert producer.store.states([settled]) == [("C", "")]  # settled: never counted twice
     with pytest.raises(ValidationError):
         producer.cancel("nope")

@@ -19,6 +19,17 @@ def sandbox():
         yield srv
 
 
+def all_at_once(holders) -> list[str]:
+    """Every holder asks for a token at the same time, as workers do."""
+    got: list[str] = []
+    threads = [threading.Thread(target=lambda h=h: got.append(h())) for h in holders]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return got
+
+
 def test_many_workers_one_generate_then_one_refresh(sandbox, redis_url):
     admin = SandboxAdmin(sandbox.url)
     admin.reset()
@@ -28,12 +39,7 @@ def test_many_workers_one_generate_then_one_refresh(sandbox, redis_url):
     r = redis.Redis.from_url(redis_url, decode_responses=True)
     holders = [SharedTokenHolder(OAuthClient(settings), RedisTokenStore(r, "t:oauth"), margin=1.5)
                for _ in range(6)]
-    tokens: list[str] = []
-    threads = [threading.Thread(target=lambda h=h: tokens.append(h())) for h in holders]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    tokens = all_at_once(holders)
     assert len(set(tokens)) == 1
     calls = admin.stats()["calls"]
     assert calls.get("token/generate", 0) == 1
@@ -41,12 +47,7 @@ def test_many_workers_one_generate_then_one_refresh(sandbox, redis_url):
     import time
 
     time.sleep(2.6)
-    renewed: list[str] = []
-    threads = [threading.Thread(target=lambda h=h: renewed.append(h())) for h in holders]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    renewed = all_at_once(holders)
     assert len(set(renewed)) == 1 and renewed[0] != tokens[0]
     calls = admin.stats()["calls"]
     assert calls.get("token/refresh", 0) + calls.get("token/generate", 0) == 2
