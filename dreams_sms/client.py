@@ -323,6 +323,15 @@ class DreamsClient:
         form = {"sender": sender, "to": multi_payload(items, self.settings.multi_format)}
         return self._call("sendsms_multi", form, parse_send)
 
+    def ready(self) -> None:
+        """Have a valid OAuth token at hand before a send (no-op without OAuth).
+
+        The drain calls this before it leases jobs for a call, so a slow token
+        renewal never happens while a batch is marked as on the wire.
+        """
+        if self._token is not None:
+            self._token()
+
     # -- plumbing --------------------------------------------------------
 
     def _call(

@@ -249,7 +249,33 @@ def _parse(env: Mapping[str, str]) -> dict[str, object]:
     values["client_secret"] = Secret(_secret(env, "DREAMS_CLIENT_SECRET"))
     if values.get("on_unknown") == "reconcile" and not values.get("reconcile_url"):
         raise ConfigError("DREAMS_ON_UNKNOWN=reconcile needs DREAMS_RECONCILE_URL")
+    _check_claim_idle(values)
     return values
+
+
+def min_claim_idle(connect_timeout: float, read_timeout: float) -> float:
+    """The shortest takeover timer that outlasts one provider request.
+
+    A worker renews its leases every `claim_idle / 4` seconds through every
+    wait (backoff, the per-second cap, token renewal), and releases them
+    before a backoff sleep, so only one request runs under a lease that
+    nobody renews when things go wrong. The timer must outlast it with a
+    margin, or a slow answer would make a live worker's batch look abandoned.
+    """
+    return 1.25 * (connect_timeout + read_timeout) + 1.0
+
+
+def _check_claim_idle(values: dict[str, object]) -> None:
+    def get(name: str) -> float:
+        default = next(f.default for f in fields(Settings) if f.name == name)
+        return float(values.get(name, default))  # type: ignore[arg-type]
+
+    need = min_claim_idle(get("connect_timeout"), get("read_timeout"))
+    if get("claim_idle") < need:
+        raise ConfigError(
+            f"DREAMS_CLAIM_IDLE={get('claim_idle'):g} is too short: a provider request may take "
+            f"DREAMS_CONNECT_TIMEOUT + DREAMS_READ_TIMEOUT = "
+            f"{get('connect_timeout') + get('read_timeout'):g}s; set it to at least {need:g}")
 
 
 def _secret(env: Mapping[str, str], var: str) -> str:

@@ -1,11 +1,17 @@
-"""Draining one sender's stream into provider calls: the worker's logic.
+"""Draining one sender's streams into provider calls: the worker's logic.
 
 Plain code with its I/O passed in, so it runs the same under a Celery task,
-a test or a benchmark. One `drain_once` takes at most one batch:
+a test or a benchmark. One `drain_once` makes at most one provider call (and
+its retries, or the calls that isolate refused numbers):
 
-    paused? closed? -> take over a dead consumer's entries, or reserve quota
-    and read new ones (high priority first) -> status guard -> mark sending
-    -> sendsms_multi with retries -> record each outcome and acknowledge.
+    take (one Lua step: paused? quota, takeover, read, lease one call's worth)
+    -> settle what must not be sent (expired, cancelled, stale leases)
+    -> before each attempt: lease again, check expiry and the day
+    -> call -> record the outcome, owned, in one step.
+
+Ownership rules (see `lease`): only the lease holder calls the provider; a
+certain refusal frees the lease before the backoff sleep; a job whose holder
+went silent mid-call is never resent, only reconciled or held.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 import redis
@@ -22,16 +28,15 @@ from .config import Settings
 from .control import Control
 from .errors import OutcomeUnknown, ProviderError, TransportError
 from .events import Events
-from .jobs import CANCELLED, EXPIRED, FAILED, SENDING, SENT, UNKNOWN, Job
+from .heartbeat import Heartbeat
+from .jobs import CANCELLED, EXPIRED, FAILED, SENT, UNKNOWN, Job
 from .keys import Keys
-from .quota import DailyQuota
+from .lease import Leases
+from .quota import DailyQuota, local_day
 from .retry import retrying
-from .store import TO_CANCEL, Store
-from .streams import SenderStreams
+from .store import Owner, Store
 
 log = logging.getLogger("dreams_sms.drain")
-
-FINAL = {SENT, FAILED, EXPIRED, UNKNOWN, CANCELLED}
 
 
 class Provider(Protocol):
@@ -62,15 +67,32 @@ class Report:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
-@dataclass
-class _Call:
-    """One provider call's jobs and what came of it."""
+class _Budget:
+    """The quota units one call group holds, on the local day they were taken."""
 
-    jobs: list[Job]
-    error: BaseException | None = None
-    seconds: float = 0.0
-    isolation: bool = False
-    children: list[_Call] = field(default_factory=list)
+    def __init__(self, quota: DailyQuota, sender: str, n: int, now: float):
+        self.quota = quota
+        self.sender = sender
+        self.n = n
+        self.at = now
+
+    def today(self, now: float, want: int) -> int:
+        """Units for `want` jobs at `now`: re-reserved on the new day after midnight."""
+        if local_day(now, self.quota.tz) == local_day(self.at, self.quota.tz):
+            return want
+        if self.n:
+            self.quota.refund(self.sender, self.n, self.at)
+        self.n = self.quota.reserve(self.sender, want, now)
+        self.at = now
+        return self.n
+
+    def spend(self, k: int) -> None:
+        self.n = max(self.n - k, 0)
+
+    def give_back(self) -> None:
+        if self.n:
+            self.quota.refund(self.sender, self.n, self.at)
+            self.n = 0
 
 
 class Drainer:
@@ -95,101 +117,210 @@ class Drainer:
         self.provider = provider
         self.consumer = consumer
         self.control = control or Control(r, self.keys, test_clock=settings.test_clock)
-        self.quota = quota or DailyQuota(r, prefix=settings.prefix, tz=settings.tz,
-                                         default_limit=settings.limit_for)
+        self.quota = quota or DailyQuota(r, prefix=settings.prefix, tz=settings.tz)
+        self.quota.seed(settings.daily_limit, settings.daily_limits)
         self.store = store or Store(r, self.keys, ttl=settings.status_ttl)
         self.gcra = gcra
         self.reconciler = reconciler
         self.events = events or Events()
         self.sleep = sleep
-        self.streams = SenderStreams(r, settings, consumer, sleep=sleep)
+        self.leases = Leases(r, self.keys, consumer, tz=settings.tz,
+                             lease_seconds=settings.claim_idle, test_clock=settings.test_clock)
+        self.heartbeat = Heartbeat(self.leases, interval=settings.claim_idle / 4)
+        self._claim_due: dict[str, float] = {}
 
     # -- the loop body ---------------------------------------------------------
     def drain_once(self, sender: str) -> Report:
+        """At most one provider call's worth of work for `sender`."""
         report = Report()
-        paused, now = self.control.paused_and_now(sender)
-        if paused:
-            report.stop = "paused"
+        token = Leases.new_token()
+        owner = Owner(self.consumer, token)
+        claim_ms = self._claim_ms(sender)
+        fill = self.s.batch_wait > 0
+        deadline = 0.0
+        self._before_call()
+        while True:
+            taken = self.leases.take(sender, self.s.batch_size, token, claim_ms=claim_ms,
+                                     fill=fill, object_format=self.s.multi_format == "object")
+            if taken.status != "wait":
+                break
+            # A short normal batch: wait briefly for a fuller one (never for high priority).
+            claim_ms = 0
+            deadline = deadline or time.monotonic() + self.s.batch_wait
+            left = deadline - time.monotonic()
+            if left <= 0:
+                fill = False
+                continue
+            self.sleep(min(0.02, left))
+        if taken.status in ("paused", "closed", "empty"):
+            report.stop = taken.status
             return report
-        jobs = self.streams.claim(sender)
-        reserved = 0
-        if not jobs:
-            reserved = self.quota.reserve(sender, self.s.batch_size, now)
-            if reserved == 0:
-                report.stop = "closed"
-                return report
-            jobs = self.streams.read(sender, reserved)
-            if len(jobs) < reserved:
-                self.quota.refund(sender, reserved - len(jobs), now)
-                reserved = len(jobs)
-            if not jobs:
-                report.stop = "empty"
-                return report
-        self._process(sender, jobs, reserved, now, report)
+        if taken.unknown or taken.send:
+            self._claim_due[sender] = 0.0  # after a takeover there may be more: look again
+        if taken.cancel:
+            self._finish(sender, taken.cancel, CANCELLED, owner, report)
+        if taken.expired:
+            self._finish(sender, taken.expired, EXPIRED, owner, report)
+        if taken.unknown:
+            self._ambiguous(sender, taken.unknown, owner, report)
+        if taken.send:
+            budget = _Budget(self.quota, sender, taken.granted, taken.now)
+            self.heartbeat.hold(sender, token, taken.send)
+            try:
+                self._call(sender, taken.send, owner, budget, report, leased=True)
+            finally:
+                self.heartbeat.drop(token)
+                budget.give_back()
         return report
 
-    # -- processing ----------------------------------------------------------------
-    def _process(self, sender: str, jobs: list[Job], reserved: int, now: float,
-                 report: Report) -> None:
-        fresh: list[Job] = []
-        ambiguous: list[tuple[Job, float]] = []
-        done: list[Job] = []
-        expired: list[Job] = []
-        cancelled: list[Job] = []
-        for job, (state, detail) in zip(jobs, self.store.states(jobs), strict=True):
-            if state == CANCELLED and detail == TO_CANCEL:
-                cancelled.append(job)
-            elif state in FINAL:
-                done.append(job)
-            elif state == SENDING:
-                job.sending = True
-                ambiguous.append((job, float(detail or 0)))
-            elif job.expires_at is not None and job.expires_at <= now:
-                expired.append(job)
+    def _claim_ms(self, sender: str) -> int:
+        """Look for a dead consumer's entries every few seconds, not every pass:
+        nothing can be claimable sooner than `claim_idle` after its holder went silent."""
+        if time.monotonic() < self._claim_due.get(sender, 0.0):
+            return 0
+        self._claim_due[sender] = time.monotonic() + min(self.s.claim_idle / 3, 5.0)
+        return max(int(self.s.claim_idle * 1000), 1)
+
+    def hand_back(self, sender: str) -> int:
+        """At a chain's end: entries held without a lease go back to the stream."""
+        return self.leases.hand_back(sender)
+
+    # -- one call, its retries and its isolation calls --------------------------------
+    def _call(self, sender: str, jobs: list[Job], owner: Owner, budget: _Budget,
+              report: Report, *, leased: bool, isolation: bool = False) -> None:
+        state = {"jobs": jobs, "leased": leased}
+        started = time.monotonic()
+
+        def attempt() -> None:
+            if not state["leased"]:
+                state["jobs"] = self._lease_again(sender, state["jobs"], owner, budget, report)
+            state["leased"] = False
+            group = state["jobs"]
+            if not group:
+                return
+            group = state["jobs"] = self._throttle(sender, group, owner)
+            if not group:
+                return
+            report.calls += 1
+            if isolation:
+                report.isolation_calls += 1
+            if len(group) == 1 and group[0].options:
+                j = group[0]
+                self.provider.send(j.to, j.text, sender, **j.options)
             else:
-                fresh.append(job)
-        self.store.ack(done)
-        if cancelled:
-            self.store.finish(cancelled, CANCELLED)
-            self.events.outcome(sender, "cancelled", len(cancelled))
+                self.provider.send_multi(sender, [(j.to, j.text) for j in group])
+
+        def before_sleep() -> None:  # a certain refusal: not sent, so not ours to hold
+            self.leases.release(sender, owner.token, state["jobs"])
+
+        policy = retrying(self.s.retry_attempts, self.s.retry_max_wait,
+                          before_sleep=before_sleep,
+                          on_retry=lambda exc: self.events.retry(sender, exc), sleep=self.sleep)
+        err: ProviderError | TransportError | None = None
+        try:
+            policy(attempt)
+        except (ProviderError, TransportError) as exc:
+            err = exc
+        seconds = time.monotonic() - started
+        jobs = state["jobs"]
+        if not jobs:
+            return
+        if err is None:
+            self.events.batch(sender, len(jobs), "sent", None, seconds)
+            self._finish(sender, jobs, SENT, owner, report)
+            budget.spend(len(jobs))
+            return
+        if isinstance(err, OutcomeUnknown) or (isinstance(err, TransportError) and err.ambiguous):
+            self.events.batch(sender, len(jobs), "unknown", _code(err), seconds)
+            t0 = self.leases.now() - seconds
+            budget.spend(self._ambiguous(sender, [(j, t0) for j in jobs], owner, report))
+            return
+        # Certainly refused: release first, so whatever happens next, a crash resends.
+        self.leases.release(sender, owner.token, jobs)
+        if isinstance(err, ProviderError) and err.is_per_number and len(jobs) > 1:
+            self.events.batch(sender, len(jobs), "split", err.code, seconds)
+            mid = len(jobs) // 2
+            for half in (jobs[:mid], jobs[mid:]):
+                if report.stop:
+                    self._requeue(sender, half, owner, report)
+                else:
+                    self._call(sender, half, owner, budget, report, leased=False,
+                               isolation=True)
+            return
+        self.events.batch(sender, len(jobs), _label(err), _code(err), seconds)
+        self._refused(sender, jobs, err, owner, report)
+
+    def _before_call(self) -> None:
+        """Renew an OAuth token before taking leases on the wire, not under them."""
+        ready = getattr(self.provider, "ready", None)
+        if callable(ready):
+            ready()
+
+    def _lease_again(self, sender: str, jobs: list[Job], owner: Owner, budget: _Budget,
+                     report: Report) -> list[Job]:
+        """Right before an attempt: what is still ours, unexpired, within today's quota."""
+        mine, now = self.leases.retake(sender, owner.token, jobs)
+        if len(mine) < len(jobs):
+            log.warning("%d jobs of sender %s were taken over; left to their new holder",
+                        len(jobs) - len(mine), sender)
+        expired = [j for j in mine if j.expires_at is not None and j.expires_at <= now]
         if expired:
-            self.store.finish(expired, EXPIRED)
-            report.expired += len(expired)
-            self.events.outcome(sender, "expired", len(expired))
-        if ambiguous:
-            fresh += self._reconcile(sender, ambiguous, now, report)
+            self._finish(sender, expired, EXPIRED, owner, report)
+            mine = [j for j in mine if j not in expired]
+        granted = budget.today(now, len(mine))
+        if granted < len(mine):  # past midnight, and the new day has less room
+            self._requeue(sender, mine[granted:], owner, report)
+            mine = mine[:granted]
+            if not mine:
+                report.stop = "closed"
+        return mine
 
-        # Quota: exactly one unit per job we are about to send.
-        need = len(fresh) - reserved
-        if need > 0:
-            extra = self.quota.reserve(sender, need, now)
-            if extra < need:
-                over = fresh[len(fresh) - (need - extra):]
-                fresh = fresh[: len(fresh) - len(over)]
-                self.store.requeue(over, now=now)
-                report.requeued += len(over)
-            reserved += extra
-        elif need < 0:
-            self.quota.refund(sender, -need, now)
-            reserved = len(fresh)
+    def _throttle(self, sender: str, jobs: list[Job], owner: Owner) -> list[Job]:
+        """The optional per-second cap; jobs are not held on the wire while we wait."""
+        if self.gcra is None:
+            return jobs
+        wait = self.gcra.acquire(len(jobs))  # type: ignore[attr-defined]
+        if wait <= 0:
+            return jobs
+        self.leases.release(sender, owner.token, jobs)
+        while wait > 0:
+            self.sleep(min(wait, 1.0))
+            wait = self.gcra.acquire(len(jobs))  # type: ignore[attr-defined]
+        mine, _ = self.leases.retake(sender, owner.token, jobs)
+        return mine
 
-        singles = [j for j in fresh if j.options]
-        plain = [j for j in fresh if not j.options]
-        groups = [[j] for j in singles] + [plain[i:i + self.s.batch_size]
-                                           for i in range(0, len(plain), self.s.batch_size)]
-        accepted = 0
-        for group in groups:
-            if report.stop:
-                self.store.requeue(group, now=now)
-                report.requeued += len(group)
-                continue
-            accepted += self._send_group(sender, group, now, report)
-        if reserved > accepted:
-            self.quota.refund(sender, reserved - accepted, now)
+    # -- outcomes --------------------------------------------------------------------
+    def _finish(self, sender: str, jobs: list[Job], state: str, owner: Owner, report: Report,
+                code: str = "") -> int:
+        refused = set(self.store.finish(jobs, state, owner, code=code))
+        n = len(jobs) - len(refused)
+        name = {SENT: "sent", FAILED: "failed", EXPIRED: "expired", UNKNOWN: "unknown",
+                CANCELLED: "cancelled"}[state]
+        if state == SENT:
+            report.sent += n
+        elif state == FAILED:
+            report.failed += n
+        elif state == EXPIRED:
+            report.expired += n
+        elif state == UNKNOWN:
+            report.held += n
+        if n:
+            self.events.outcome(sender, name, n, code)
+        return n
 
-    def _reconcile(self, sender: str, pending: list[tuple[Job, float]], now: float,
-                   report: Report) -> list[Job]:
-        """Jobs found `sending` after a crash: ask, never resend blindly."""
+    def _requeue(self, sender: str, jobs: list[Job], owner: Owner, report: Report,
+                 delay: float = 0.0) -> None:
+        refused = self.store.requeue(jobs, owner, now=self.leases.now(), delay=delay)
+        if delay > 0:
+            report.deferred += len(jobs) - len(refused)
+        else:
+            report.requeued += len(jobs) - len(refused)
+
+    def _ambiguous(self, sender: str, pending: list[tuple[Job, float]], owner: Owner,
+                   report: Report) -> int:
+        """Jobs whose call may have reached the provider: ask, never resend blindly.
+
+        Returns how many stay counted against the quota (accepted or held)."""
         jobs = [j for j, _ in pending]
         since = min(t for _, t in pending) - 1.0
         answer = None
@@ -197,138 +328,47 @@ class Drainer:
             try:
                 answer = self.reconciler.accepted(sender, jobs, since)
             except Exception as exc:
-                # Cannot ask now: leave them `sending` and pending in the stream;
-                # they come back through XAUTOCLAIM and are asked again.
+                # Cannot ask now: the leases run out and a later pass asks again.
                 log.warning("reconcile failed for sender %s (%s); %d jobs wait", sender,
                             exc, len(jobs))
-                return []
+                return len(jobs)
         if answer is None:
-            self.store.finish(jobs, UNKNOWN)
-            report.held += len(jobs)
-            self.events.outcome(sender, "unknown", len(jobs))
             log.warning("holding %d jobs of sender %s with unknown outcome", len(jobs), sender)
-            return []
+            return self._finish(sender, jobs, UNKNOWN, owner, report)
         sent = [j for j, ok in zip(jobs, answer, strict=True) if ok]
-        self.store.finish(sent, SENT)
-        report.sent += len(sent)
-        self.events.outcome(sender, "sent", len(sent))
-        return [j for j, ok in zip(jobs, answer, strict=True) if not ok]
+        rest = [j for j, ok in zip(jobs, answer, strict=True) if not ok]
+        n = self._finish(sender, sent, SENT, owner, report) if sent else 0
+        if rest:  # certainly not accepted: free, and sent by a later pass
+            self.leases.release(sender, owner.token, rest)
+        return n
 
-    def _send_group(self, sender: str, jobs: list[Job], now: float, report: Report) -> int:
-        """Send one group (a multi batch or a single optioned job); returns accepted count."""
-        self._throttle(jobs)
-        self.store.mark_sending(jobs, now)
-        call = self._call(sender, jobs, report)
-        return self._settle(sender, call, now, report)
-
-    def _throttle(self, jobs: Sequence[Job]) -> None:
-        if self.gcra is None:
-            return
-        while (wait := self.gcra.acquire(len(jobs))) > 0:  # type: ignore[attr-defined]
-            self.streams.touch(jobs)
-            self.sleep(min(wait, 1.0))
-
-    def _call(self, sender: str, jobs: list[Job], report: Report,
-              isolation: bool = False) -> _Call:
-        """One provider call with retries; per-number errors split the batch."""
-        call = _Call(jobs, isolation=isolation)
-        started = time.monotonic()
-
-        def attempt() -> None:
-            report.calls += 1
-            if isolation:
-                report.isolation_calls += 1
-            if len(jobs) == 1 and jobs[0].options:
-                j = jobs[0]
-                self.provider.send(j.to, j.text, sender, **j.options)
-            else:
-                self.provider.send_multi(sender, [(j.to, j.text) for j in jobs])
-
-        attempts = 0
-
-        def before() -> None:  # entries just read are fresh; keep them so while we retry
-            nonlocal attempts
-            attempts += 1
-            if attempts > 1:
-                self.streams.touch(jobs)
-
-        policy = retrying(self.s.retry_attempts, self.s.retry_max_wait,
-                          before_attempt=before,
-                          on_retry=lambda exc: self.events.retry(sender, exc), sleep=self.sleep)
-        try:
-            policy(attempt)
-        except (ProviderError, TransportError) as exc:
-            call.error = exc
-        call.seconds = time.monotonic() - started
-        err = call.error
-        if isinstance(err, ProviderError) and err.is_per_number and len(jobs) > 1:
-            mid = len(jobs) // 2
-            call.children = [self._call(sender, jobs[:mid], report, True),
-                             self._call(sender, jobs[mid:], report, True)]
-        return call
-
-    def _settle(self, sender: str, call: _Call, now: float, report: Report) -> int:
-        if call.children:
-            self.events.batch(sender, len(call.jobs), "split", _code(call.error), call.seconds)
-            return sum(self._settle(sender, c, now, report) for c in call.children)
-        jobs, err = call.jobs, call.error
-        self.events.batch(sender, len(jobs), _label(err), _code(err), call.seconds)
-        if err is None:
-            self.store.finish(jobs, SENT)
-            report.sent += len(jobs)
-            self.events.outcome(sender, "sent", len(jobs))
-            return len(jobs)
-        if isinstance(err, OutcomeUnknown):
-            since = now - 1.0
-            for j in jobs:
-                j.sending = True
-            rest = self._reconcile(sender, [(j, since) for j in jobs], now, report)
-            if rest:
-                self.store.requeue(rest, now=now)
-                report.requeued += len(rest)
-            return len(jobs) - len(rest)  # held jobs may have landed: keep them counted
-        if isinstance(err, TransportError):  # retries exhausted, certainly not accepted
-            self._retry_later(sender, jobs, err, now, report)
-            return 0
-        assert isinstance(err, ProviderError)
-        if err.retryable:
-            self._retry_later(sender, jobs, err, now, report)
-        elif err.is_balance:
-            self.control.pause(reason="balance", code=err.code, by=self.consumer)
-            self.events.alert("balance", err.code, err.description)
-            self.store.requeue(jobs, now=now)
-            report.requeued += len(jobs)
-            report.stop = "paused"
-        elif err.is_account:
-            self.control.pause(reason="account", code=err.code, by=self.consumer)
-            self.events.alert("account", err.code, err.description)
-            self.store.requeue(jobs, now=now)
-            report.requeued += len(jobs)
+    def _refused(self, sender: str, jobs: list[Job], err: ProviderError | TransportError,
+                 owner: Owner, report: Report) -> None:
+        if isinstance(err, TransportError) or err.retryable:  # retries exhausted
+            self._retry_later(sender, jobs, err, owner, report)
+        elif err.is_balance or err.is_account:
+            reason = "balance" if err.is_balance else "account"
+            self.control.pause(reason=reason, code=err.code, by=self.consumer)
+            self.events.alert(reason, err.code, err.description)
+            self._requeue(sender, jobs, owner, report)
             report.stop = "paused"
         elif err.is_sender_limit:
-            self.quota.close_for_today(sender, now)
-            self.store.requeue(jobs, now=now)
-            report.requeued += len(jobs)
+            self.quota.close_for_today(sender, self.leases.now())
+            self._requeue(sender, jobs, owner, report)
             report.stop = "closed"
         else:  # per-number (isolated), sender errors, bad requests: final
-            self.store.finish(jobs, FAILED, code=str(err.code))
-            report.failed += len(jobs)
-            self.events.outcome(sender, "failed", len(jobs), str(err.code))
-        return 0
+            self._finish(sender, jobs, FAILED, owner, report, code=str(err.code))
 
-    def _retry_later(self, sender: str, jobs: list[Job], err: BaseException, now: float,
+    def _retry_later(self, sender: str, jobs: list[Job], err: BaseException, owner: Owner,
                      report: Report) -> None:
         """Retries exhausted: back to the queue after a delay, or failed past max age."""
-        code = _code(err)
+        now = self.leases.now()
         old = [j for j in jobs if now - (j.enqueued_at() or now) > self.s.max_age]
         young = [j for j in jobs if j not in old]
         if old:
-            self.store.finish(old, FAILED, code=str(code))
-            report.failed += len(old)
-            self.events.outcome(sender, "failed", len(old), str(code))
+            self._finish(sender, old, FAILED, owner, report, code=str(_code(err)))
         if young:
-            self.store.requeue(young, now=now, delay=self.s.retry_delay)
-            report.deferred += len(young)
+            self._requeue(sender, young, owner, report, delay=self.s.retry_delay)
 
 
 def _code(err: BaseException | None) -> int | str | None:
@@ -348,3 +388,4 @@ def _label(err: BaseException | None) -> str:
     if isinstance(err, ProviderError):
         return err.kind.value
     return "transport"
+

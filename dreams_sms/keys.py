@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import redis
 
@@ -56,6 +58,28 @@ class Keys:
     def sender_paused(self, sender: str) -> str:
         return f"{self.prefix}:paused:{{{sender}}}"
 
+    def lease(self, sender: str) -> str:
+        """Who may send each in-flight message of `sender` (see `lease`)."""
+        return f"{self.prefix}:lease:{{{sender}}}"
+
+    def quota(self, sender: str, ts: float, tz: ZoneInfo) -> str:
+        """Sends counted for `sender` on the local day of `ts`."""
+        return f"{self.prefix}:quota:{{{sender}}}:{_day(ts, tz)}"
+
+    def closed(self, sender: str, ts: float, tz: ZoneInfo) -> str:
+        """Set when the provider said -123 for `sender` on the local day of `ts`."""
+        return f"{self.prefix}:closed:{{{sender}}}:{_day(ts, tz)}"
+
+    @property
+    def limits(self) -> str:
+        """Daily limits an operator set (`dreams-sms limits --set`): they win."""
+        return f"{self.prefix}:limits"
+
+    @property
+    def limits_seed(self) -> str:
+        """Daily limits from configuration, written by each worker at start."""
+        return f"{self.prefix}:limits:config"
+
     def drains(self, sender: str) -> str:
         return f"{self.prefix}:drains:{{{sender}}}"
 
@@ -88,3 +112,8 @@ class Keys:
     @property
     def stats(self) -> str:
         return f"{self.prefix}:stats"
+
+
+def _day(ts: float, tz: ZoneInfo) -> str:
+    """The local calendar day of `ts` as YYYYMMDD: the provider's day, not UTC's."""
+    return datetime.fromtimestamp(ts, tz).strftime("%Y%m%d")

@@ -96,8 +96,7 @@ class DreamsCollector(Collector):
         self.s = settings
         self.keys = Keys(settings.prefix)
         self.control = Control(r, self.keys, test_clock=settings.test_clock)
-        self.quota = DailyQuota(r, prefix=settings.prefix, tz=settings.tz,
-                                default_limit=settings.limit_for)
+        self.quota = DailyQuota(r, prefix=settings.prefix, tz=settings.tz)
 
     def collect(self) -> Iterator[object]:
         stats = self.r.hgetall(self.keys.stats)

@@ -11,11 +11,13 @@ which keeps midnight behaviour deterministic and independent of worker clocks.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import redis as redis_lib
+
+from .keys import Keys
 
 #: Keys outlive their day by this much, so a late refund still finds its counter.
 GRACE_SECONDS = 3600
@@ -93,13 +95,15 @@ class DailyQuota:
         *,
         prefix: str,
         tz: ZoneInfo,
-        default_limit: Callable[[str], int],
+        default_limit: Callable[[str], int] | None = None,
     ):
         self.redis = redis
         self.prefix = prefix
         self.tz = tz
-        self.default_limit = default_limit
-        self.limits_key = f"{prefix}:limits"
+        self.keys = Keys(prefix)
+        #: Used only until a worker has seeded the fleet's table into Redis.
+        self.default_limit = default_limit or (lambda _sender: 0)
+        self.limits_key = self.keys.limits
         self._reserve = redis.register_script(_RESERVE)
         self._refund = redis.register_script(_REFUND)
         self._close = redis.register_script(_CLOSE)
@@ -107,23 +111,55 @@ class DailyQuota:
     # -- keys ---------------------------------------------------------------
 
     def counter_key(self, sender: str, now: float) -> str:
-        return f"{self.prefix}:quota:{{{_check_sender(sender)}}}:{local_day(now, self.tz)}"
+        return self.keys.quota(_check_sender(sender), now, self.tz)
 
     def closed_key(self, sender: str, now: float) -> str:
-        return f"{self.prefix}:closed:{{{_check_sender(sender)}}}:{local_day(now, self.tz)}"
+        return self.keys.closed(_check_sender(sender), now, self.tz)
 
     def _expire_at(self, now: float) -> int:
         return int(next_midnight(now, self.tz)) + GRACE_SECONDS
 
     # -- limits -------------------------------------------------------------
 
+    def seed(self, default: int, per_sender: Mapping[str, int]) -> bool:
+        """Write this process's configured limits as the fleet's table.
+
+        Every worker and CLI reads limits from Redis, so two workers started
+        with different environments still enforce one limit per sender (the
+        last one started wins, and says so). Returns True when it changed.
+        """
+        wanted = {"*": str(int(default)), **{s: str(int(n)) for s, n in per_sender.items()}}
+        for s in per_sender:
+            _check_sender(s)
+        if self.redis.hgetall(self.keys.limits_seed) == wanted:
+            return False
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(self.keys.limits_seed)
+        pipe.hset(self.keys.limits_seed, mapping=wanted)
+        pipe.execute()
+        return True
+
+    def _resolve(self, sender: str, override: str | None, seeded: str | None,
+                 fallback: str | None) -> int:
+        for raw in (override, seeded, fallback):
+            if raw is not None:
+                return int(raw)
+        return int(self.default_limit(sender))
+
     def limit(self, sender: str) -> int:
-        """Today's cap: a runtime override wins over the configured default; 0 = unlimited."""
-        override = self.redis.hget(self.limits_key, _check_sender(sender))
-        n = int(override) if override is not None else int(self.default_limit(sender))
+        """Today's cap: an operator's override, else the configured table; 0 = unlimited."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hget(self.limits_key, _check_sender(sender))
+        pipe.hmget(self.keys.limits_seed, [sender, "*"])
+        override, (seeded, fallback) = pipe.execute()
+        n = self._resolve(sender, override, seeded, fallback)
         if n < 0:
             raise ValueError(f"negative daily limit {n} for sender {sender!r}")
         return n
+
+    def configured(self) -> dict[str, int]:
+        """The configured table as workers seeded it ('*' is the default)."""
+        return {k: int(v) for k, v in self.redis.hgetall(self.keys.limits_seed).items()}
 
     def set_limit(self, sender: str, n: int | None) -> None:
         """Override the cap for every worker at once; None goes back to the default."""
@@ -194,10 +230,10 @@ class DailyQuota:
             pipe.get(self.counter_key(s, now))
         counts = pipe.execute()
         overrides = self.redis.hmget(self.limits_key, names)
+        seeded = self.redis.hmget(self.keys.limits_seed, [*names, "*"])
         out: dict[str, tuple[int, int]] = {}
-        for s, used, override in zip(names, counts, overrides, strict=True):
-            limit = int(override) if override is not None else int(self.default_limit(s))
-            out[s] = (int(used or 0), limit)
+        for s, used, override, seed in zip(names, counts, overrides, seeded, strict=False):
+            out[s] = (int(used or 0), self._resolve(s, override, seed, seeded[-1]))
         return out
 
     def reopens_at(self, now: float) -> float:

@@ -35,6 +35,7 @@ def retrying(
     *,
     before_attempt: Callable[[], None] | None = None,
     on_retry: Callable[[BaseException], None] | None = None,
+    before_sleep: Callable[[], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
     initial: float = 0.2,
 ) -> Retrying:
@@ -46,12 +47,17 @@ def retrying(
         if on_retry is not None and state.outcome is not None and state.outcome.failed:
             on_retry(state.outcome.exception())
 
+    def pause(_: RetryCallState) -> None:
+        if before_sleep is not None:
+            before_sleep()
+
     return Retrying(
         retry=retry_if_exception(is_transient),
         stop=stop_after_attempt(max(1, attempts)),
         wait=wait_exponential_jitter(multiplier=initial, max=max_wait, jitter=initial),
         before=before,
         after=after,
+        before_sleep=pause,
         sleep=sleep,
         reraise=True,
     )

@@ -97,8 +97,7 @@ class StatusReader:
         sender = h.get("sender", "")
         closed = False
         if sender and queued and not h.get("cancelled_at"):
-            quota = DailyQuota(self.r, prefix=self.settings.prefix, tz=self.settings.tz,
-                               default_limit=self.settings.limit_for)
+            quota = DailyQuota(self.r, prefix=self.settings.prefix, tz=self.settings.tz)
             closed = quota.is_closed(sender, self.control.now())
         if closed:  # waiting for tomorrow's quota counts as deferred
             deferred, queued = deferred + queued, 0

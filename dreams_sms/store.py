@@ -1,34 +1,121 @@
-"""Message state on Redis: the status guard and every outcome write.
+"""Message state on Redis: every outcome write, each one atomic and owned.
 
-Each outcome (sent, failed, expired, requeued, held) is one MULTI/EXEC that
-writes the state, moves the campaign counters and acknowledges the stream
-entry together, so a crash can never leave a message acknowledged without
-its outcome, or with its outcome but still pending. Commands are grouped per
-campaign and per stream: a batch of 100 costs a handful of commands, not 500.
+An outcome (sent, failed, expired, cancelled, held, requeued, deferred) is one
+Lua step that checks the job is still ours (its lease carries our token, or it
+is free and its entry pending with us), then writes the state, moves the
+campaign counters, acknowledges and deletes the stream entry and frees the
+lease together. A worker that lost a job to another can therefore never
+record, requeue or resend it: its write is refused and it moves on.
 """
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+import logging
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import redis
 
-from .jobs import CANCELLED, DEFERRED, EXPIRED, FAILED, SENDING, SENT, UNKNOWN, Job, state_of
+from .jobs import CANCELLED, EXPIRED, FAILED, SENT, UNKNOWN, Job
 from .keys import GROUP, Keys
 
-#: The detail `states` gives a job whose campaign was cancelled but that is not settled yet.
-TO_CANCEL = "pending"
+log = logging.getLogger("dreams_sms.store")
 
 _COUNTER = {SENT: "sent", FAILED: "failed", EXPIRED: "expired", UNKNOWN: "unknown",
             CANCELLED: "cancelled"}
 
+# Stream fields from a packed job (the delayed set's and the held hash's form).
+_FIELDS = """
+local function fields(d)
+  local f = {'i', d.i, 't', d.t, 'm', d.m}
+  if d.o then table.insert(f, 'o'); table.insert(f, d.o) end
+  if d.x then table.insert(f, 'x'); table.insert(f, d.x) end
+  if d.a then table.insert(f, 'a'); table.insert(f, d.a) end
+  return f
+end
+"""
 
-def _by_campaign(jobs: Iterable[Job]) -> dict[str, list[Job]]:
-    out: dict[str, list[Job]] = defaultdict(list)
-    for job in jobs:
-        out[job.campaign].append(job)
-    return out
+# KEYS: 1 lease hash, 2 high stream, 3 normal stream, 4 held, 5 delayed, 6 senders,
+#       then (status hash, campaign hash) per campaign.
+# ARGV: 1 group, 2 consumer, 3 token, 4 mode (final|requeue|defer), 5 state value,
+#       6 counter, 7 failure counter or '', 8 ttl, 9 due (defer), then per job
+#       (id, high, entry, campaign index, seq, packed job).
+# Returns the ids refused (not ours any more).
+_SETTLE = _FIELDS + """
+local function owned(id, stream, entry)
+  local raw = redis.call('HGET', KEYS[1], id)
+  if raw then return string.sub(raw, 1, #ARGV[3] + 1) == ARGV[3] .. '|' end
+  local p = redis.call('XPENDING', stream, ARGV[1], entry, entry, 1)
+  return p[1] ~= nil and p[1][2] == ARGV[2]
+end
+local mode, ttl = ARGV[4], tonumber(ARGV[8])
+local refused, touched = {}, {}
+for k = 10, #ARGV, 6 do
+  local id, stream, entry = ARGV[k], KEYS[3 - tonumber(ARGV[k + 1])], ARGV[k + 2]
+  local ci, seq, packed = tonumber(ARGV[k + 3]), ARGV[k + 4], ARGV[k + 5]
+  if not owned(id, stream, entry) then
+    table.insert(refused, id)
+  else
+    redis.call('XACK', stream, ARGV[1], entry)
+    redis.call('XDEL', stream, entry)
+    redis.call('HDEL', KEYS[1], id)
+    local st, camp = KEYS[5 + 2 * ci], KEYS[6 + 2 * ci]
+    touched[ci] = true
+    if mode == 'final' then
+      redis.call('HSET', st, seq, ARGV[5])
+      redis.call('HINCRBY', camp, ARGV[6], 1)
+      if ARGV[7] ~= '' then redis.call('HINCRBY', camp, ARGV[7], 1) end
+      if ARGV[5] == 'U' then redis.call('HSET', KEYS[4], id, packed) end
+    elseif mode == 'defer' then
+      redis.call('HSET', st, seq, 'D:' .. ARGV[9])
+      redis.call('HINCRBY', camp, 'deferred', 1)
+      redis.call('ZADD', KEYS[5], ARGV[9], packed)
+    else
+      redis.call('HDEL', st, seq)
+      redis.call('XADD', stream, '*', unpack(fields(cjson.decode(packed))))
+    end
+  end
+end
+for ci, _ in pairs(touched) do
+  redis.call('EXPIRE', KEYS[5 + 2 * ci], ttl)
+  redis.call('EXPIRE', KEYS[6 + 2 * ci], ttl)
+end
+return refused
+"""
+
+# KEYS: 1 held, 2 senders, then (stream, status hash, campaign hash) per job.
+# ARGV: 1 'delivered' or 'resend', then (id, seq, packed job) per job.
+# Each id is settled by whoever removes it from the held hash: exactly once.
+_SETTLE_HELD = _FIELDS + """
+local n = 0
+for k = 2, #ARGV, 3 do
+  local j = (k - 2) / 3
+  local stream, st, camp = KEYS[3 + 3 * j], KEYS[4 + 3 * j], KEYS[5 + 3 * j]
+  if redis.call('HDEL', KEYS[1], ARGV[k]) == 1 then
+    n = n + 1
+    redis.call('HINCRBY', camp, 'unknown', -1)
+    if ARGV[1] == 'delivered' then
+      redis.call('HSET', st, ARGV[k + 1], 'S')
+      redis.call('HINCRBY', camp, 'sent', 1)
+    else
+      local d = cjson.decode(ARGV[k + 2])
+      redis.call('HDEL', st, ARGV[k + 1])
+      redis.call('XADD', stream, '*', unpack(fields(d)))
+      redis.call('SADD', KEYS[2], d.s)
+    end
+  end
+end
+return n
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    """Whose writes these are: the consumer (its pending entries) and a lease token."""
+
+    consumer: str
+    token: str
 
 
 class Store:
@@ -36,79 +123,50 @@ class Store:
         self.r = r
         self.keys = keys
         self.ttl = ttl
+        self._settle = r.register_script(_SETTLE)
+        self._settle_held = r.register_script(_SETTLE_HELD)
 
-    # -- reads ---------------------------------------------------------------
-    def states(self, jobs: Sequence[Job]) -> list[tuple[str, str]]:
-        """(state, detail) per job, one HMGET per campaign; a job of a cancelled
-        campaign that is not settled yet reads as cancelled."""
-        groups = _by_campaign(jobs)
-        pipe = self.r.pipeline(transaction=False)
-        for cid, group in groups.items():
-            pipe.hmget(self.keys.status(cid), [j.seq for j in group])
-        pipe.smismember(self.keys.cancelled, list(groups))
-        *replies, cancelled = pipe.execute()
-        found: dict[int, tuple[str, str]] = {}
-        for group, values, gone in zip(groups.values(), replies, cancelled, strict=True):
-            for job, raw in zip(group, values, strict=True):
-                state = state_of(raw)
-                if gone and state[0] not in (SENT, FAILED, EXPIRED, UNKNOWN, SENDING, CANCELLED):
-                    state = (CANCELLED, TO_CANCEL)
-                found[id(job)] = state
-        return [found[id(j)] for j in jobs]
-
-    # -- writes --------------------------------------------------------------
-    def mark_sending(self, jobs: Sequence[Job], now: float) -> None:
-        """Written before the provider call: a crash after it makes the job ambiguous."""
-        pipe = self.r.pipeline(transaction=True)
-        value = f"{SENDING}:{now:.3f}"
-        for cid, group in _by_campaign(jobs).items():
-            pipe.hset(self.keys.status(cid), mapping={j.seq: value for j in group})
-            fresh = sum(1 for j in group if not j.sending)
-            if fresh:
-                pipe.hincrby(self.keys.campaign(cid), "sending", fresh)
-        for job in jobs:
-            job.sending = True
-        pipe.execute()
-
-    def finish(self, jobs: Sequence[Job], state: str, *, code: str = "") -> None:
-        """Final outcome: state, counters and XACK+XDEL in one transaction."""
-        if not jobs:
-            return
-        pipe = self.r.pipeline(transaction=True)
-        value = f"{state}:{code}" if code else state
+    # -- outcome writes (owned) ------------------------------------------------------
+    def finish(self, jobs: Sequence[Job], state: str, owner: Owner, *, code: str = ""
+               ) -> list[str]:
+        """Final outcome. Returns the ids refused because they are no longer ours."""
         counter = _COUNTER[state]
-        for cid, group in _by_campaign(jobs).items():
-            pipe.hset(self.keys.status(cid), mapping={j.seq: value for j in group})
-            pipe.hincrby(self.keys.campaign(cid), counter, len(group))
-            if state == FAILED and code:
-                pipe.hincrby(self.keys.campaign(cid), f"f:{code}", len(group))
-            pipe.expire(self.keys.status(cid), self.ttl)
-        if state == UNKNOWN:  # kept whole, so an operator can resend or settle them
-            pipe.hset(self.keys.held, mapping={j.id: j.pack() for j in jobs})
-        self._leave(pipe, jobs)
-        pipe.execute()
+        failure = f"f:{code}" if state == FAILED and code else ""
+        value = f"{state}:{code}" if code else state
+        return self._write(jobs, owner, "final", value, counter, failure)
 
-    def requeue(self, jobs: Sequence[Job], *, now: float, delay: float = 0.0) -> None:
+    def requeue(self, jobs: Sequence[Job], owner: Owner, *, now: float, delay: float = 0.0
+                ) -> list[str]:
         """Give jobs back: to the stream's tail now, or to the delayed set for later."""
-        if not jobs:
-            return
-        pipe = self.r.pipeline(transaction=True)
-        for cid, group in _by_campaign(jobs).items():
-            if delay > 0:
-                pipe.hset(self.keys.status(cid),
-                          mapping={j.seq: f"{DEFERRED}:{now + delay:.0f}" for j in group})
-                pipe.hincrby(self.keys.campaign(cid), "deferred", len(group))
-            else:
-                pipe.hdel(self.keys.status(cid), *[j.seq for j in group])
+        if delay > 0:
+            return self._write(jobs, owner, "defer", "", "", "", due=now + delay, now=now)
+        return self._write(jobs, owner, "requeue", "", "", "", now=now)
+
+    def _write(self, jobs: Sequence[Job], owner: Owner, mode: str, value: str, counter: str,
+               failure: str, *, due: float = 0.0, now: float = 0.0) -> list[str]:
+        refused: list[str] = []
+        by_sender: dict[str, list[Job]] = defaultdict(list)
         for job in jobs:
-            again = Job(job.id, job.to, job.text, job.sender, job.options, job.expires_at,
-                        job.enqueued_at() or now, job.high)
-            if delay > 0:
-                pipe.zadd(self.keys.delayed, {again.pack(): now + delay})
-            else:
-                pipe.xadd(self.keys.stream(job.sender, job.high), again.fields())
-        self._leave(pipe, jobs)
-        pipe.execute()
+            by_sender[job.sender].append(job)
+        for sender, group in by_sender.items():
+            campaigns: dict[str, int] = {}
+            keys = [self.keys.lease(sender), *self.keys.streams(sender), self.keys.held,
+                    self.keys.delayed, self.keys.senders]
+            args: list[object] = [GROUP, owner.consumer, owner.token, mode, value, counter,
+                                  failure, self.ttl, f"{due:.3f}"]
+            for job in group:
+                cid = job.campaign
+                if cid not in campaigns:
+                    campaigns[cid] = len(campaigns) + 1
+                    keys += [self.keys.status(cid), self.keys.campaign(cid)]
+                if mode != "final" and job.first_at is None:
+                    job.first_at = job.enqueued_at() or now
+                args += [job.id, "1" if job.high else "0", job.entry, campaigns[cid], job.seq,
+                         job.pack()]
+            refused += self._settle(keys=keys, args=args)
+        if refused:
+            log.warning("%d jobs were taken over by another worker; left to it", len(refused))
+        return refused
 
     # -- held jobs (unknown outcome) -------------------------------------------------
     def held(self, limit: int = 1000) -> list[Job]:
@@ -120,48 +178,28 @@ class Store:
         return out
 
     def settle_held(self, ids: Sequence[str], *, delivered: bool, now: float) -> int:
-        """An operator's verdict on held jobs: mark them sent, or send them again."""
-        raws = self.r.hmget(self.keys.held, list(ids))
+        """An operator's verdict on held jobs: mark them sent, or send them again.
+
+        Each id is settled once, whoever else runs the same command at the same time.
+        """
+        raws = self.r.hmget(self.keys.held, list(ids)) if ids else []
         jobs = [Job.unpack(raw) for raw in raws if raw]
         if not jobs:
             return 0
-        pipe = self.r.pipeline(transaction=True)
-        for cid, group in _by_campaign(jobs).items():
-            pipe.hincrby(self.keys.campaign(cid), "unknown", -len(group))
-            if delivered:
-                pipe.hset(self.keys.status(cid), mapping={j.seq: SENT for j in group})
-                pipe.hincrby(self.keys.campaign(cid), "sent", len(group))
-            else:
-                pipe.hdel(self.keys.status(cid), *[j.seq for j in group])
-        if not delivered:
-            for job in jobs:
-                job.first_at = job.first_at or now
-                pipe.xadd(self.keys.stream(job.sender, job.high), job.fields())
-                pipe.sadd(self.keys.senders, job.sender)
-        pipe.hdel(self.keys.held, *[j.id for j in jobs])
-        pipe.execute()
-        return len(jobs)
-
-    def ack(self, jobs: Iterable[Job]) -> None:
-        """Drop entries whose outcome was already recorded (a crash after EXEC)."""
-        jobs = list(jobs)
-        if not jobs:
-            return
-        pipe = self.r.pipeline(transaction=True)
-        self._leave(pipe, jobs)
-        pipe.execute()
-
-    def _leave(self, pipe: redis.client.Pipeline, jobs: Sequence[Job]) -> None:
-        entries: dict[str, list[str]] = defaultdict(list)
-        sending: Counter[str] = Counter()
+        keys = [self.keys.held, self.keys.senders]
+        args: list[object] = ["delivered" if delivered else "resend"]
         for job in jobs:
-            if job.entry:
-                entries[self.keys.stream(job.sender, job.high)].append(job.entry)
-            if job.sending:
-                sending[job.campaign] += 1
-                job.sending = False
-        for stream, ids in entries.items():
-            pipe.xack(stream, GROUP, *ids)
-            pipe.xdel(stream, *ids)
-        for cid, n in sending.items():
-            pipe.hincrby(self.keys.campaign(cid), "sending", -n)
+            job.first_at = job.first_at or now
+            keys += [self.keys.stream(job.sender, job.high), self.keys.status(job.campaign),
+                     self.keys.campaign(job.campaign)]
+            args += [job.id, job.seq, job.pack()]
+        return int(self._settle_held(keys=keys, args=args))
+
+    def unknown_ids(self, ids: Iterable[str]) -> list[str]:
+        """Those of `ids` that are not held."""
+        ids = list(ids)
+        if not ids:
+            return []
+        present = self.r.hmget(self.keys.held, ids)
+        return [i for i, raw in zip(ids, present, strict=True) if raw is None]
+

@@ -79,8 +79,7 @@ def context() -> Context:
                              health_check_interval=25)
     keys = Keys(settings.prefix)
     control = Control(r, keys, test_clock=settings.test_clock)
-    quota = DailyQuota(r, prefix=settings.prefix, tz=settings.tz,
-                       default_limit=settings.limit_for)
+    quota = DailyQuota(r, prefix=settings.prefix, tz=settings.tz)
     events = RedisEvents(r, keys)
     token = None
     if settings.oauth_enabled:
@@ -110,6 +109,20 @@ def drain(sender: str, token: str) -> dict:
 
 def _drain(c: Context, sender: str, token: str) -> dict:
     ttl = slot_ttl(settings)
+    beat = f"slot:{sender}:{token}"
+    # The slot is kept alive as long as the pass is, however long a call takes.
+    c.drainer.heartbeat.every(beat, lambda: c.control.refresh_slot(sender, token, ttl))
+    try:
+        return _drain_loop(c, sender, token, ttl)
+    finally:
+        c.drainer.heartbeat.forget(beat)
+        try:
+            c.drainer.hand_back(sender)
+        except redis.RedisError as exc:  # they come back through the takeover timer
+            log.warning("could not hand back entries of %s: %s", sender, exc)
+
+
+def _drain_loop(c: Context, sender: str, token: str, ttl: float) -> dict:
     deadline = time.monotonic() + DRAIN_BUDGET
     total = None
     outage = 0.0
@@ -137,13 +150,13 @@ def _drain(c: Context, sender: str, token: str) -> dict:
             total.add(report)
         if report.stop:
             c.control.release_slot(sender, token)
-            return asdict(total)
+            return {"sender": sender, **asdict(total)}
         if time.monotonic() >= deadline:
             publish_drain(app, sender, token)
-            return asdict(total)
+            return {"sender": sender, **asdict(total)}
 
 
-@app.task(name=TICK, ignore_result=True)
+@app.task(name=TICK, ignore_result=True, send_events=False)
 def tick() -> dict:
     """Every second: promote due delayed jobs, start chains where work waits."""
     c = context()
