@@ -154,11 +154,20 @@ local function consider(si, entry, f)
 end
 
 local function read(si, id, n)
-  if n <= 0 then return end
+  if n <= 0 then return 0 end
   local res = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', n,
     'STREAMS', streams[si], id)
-  if not res then return end
+  if not res then return 0 end
   for _, e in ipairs(res[1][2]) do consider(si, e[1], e[2]) end
+  return #res[1][2]
+end
+
+-- New entries: one first, so an invitation (a call of its own) is all we take
+-- and the rest stays free for other workers; then the rest of a batch.
+local function read_new(si)
+  if single or count >= room then return end
+  if read(si, '>', 1) == 0 then return end
+  if not single then read(si, '>', room - count) end
 end
 
 local claim = tonumber(ARGV[12])
@@ -173,14 +182,14 @@ end
 -- What we already hold (left from a split, a release, a takeover), high first,
 -- then new entries; new ones only while the call has room.
 read(1, '0', want)
-if room > count and not single then read(1, '>', room - count) end
+read_new(1)
 read(2, '0', want)
 if room > count and not single then
   if ARGV[13] == '1' and #items == 0 then
     local undelivered = redis.call('XLEN', KEYS[5]) - redis.call('XPENDING', KEYS[5], group)[1]
     if undelivered > 0 and undelivered < room then return {'wait', tostring(now), '0'} end
   end
-  read(2, '>', room - count)
+  read_new(2)
 end
 if count > 0 then
   redis.call('INCRBY', qk, count)

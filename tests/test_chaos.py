@@ -35,11 +35,17 @@ class Run:
         self.records: list[dict] = []  # kept across sandbox restarts
         self.started = time.monotonic()
 
-    def enqueue(self, sender: str, n: int, start: int, tag: str) -> str:
+    def enqueue(self, sender: str, n: int, start: int, tag: str, *,
+                options: dict | None = None, priority: str = "normal") -> str:
         rows = [(x, f"{tag} {i} {'مرحبا' if i % 4 == 0 else 'hello'}")
                 for i, x in enumerate(nums(n, start))]
+        return self.enqueue_rows(sender, rows, options=options, priority=priority)
+
+    def enqueue_rows(self, sender: str, rows: list[tuple[str, str]], *,
+                     options: dict | None = None, priority: str = "normal") -> str:
         self.expected.update((sender, x, t) for x, t in rows)
-        cid = self.p.send_bulk(sender, rows)
+        cid = self.p.send_bulk(sender, [(x, t, options) if options else (x, t) for x, t in rows],
+                               priority=priority)
         self.cids.append(cid)
         return cid
 
@@ -70,6 +76,8 @@ class Run:
             "lost": max(sum(1 for k in self.expected if got[k] == 0) - failed - held, 0),
             "failed_with_code": failed,
             "held_unknown": held,
+            # What the campaign counters say was sent, against the record.
+            "counted_sent": sum(self.p.campaign_status(c).sent for c in self.cids),
             "wall_s": round(time.monotonic() - self.started, 1),
         }
         RESULTS.append(row)
@@ -197,3 +205,122 @@ def test_7_provider_daily_limit_123(run):
     run.admin.clock(offset)
     run.wait_done()
     assert_clean(run.result("7. -123 mid-campaign, next day"))
+
+
+# -- ownership at a slow provider ----------------------------------------------------------
+# The production policy (hold), and a provider slow enough that one pass of the
+# old design outlasted the takeover timer (DREAMS_CLAIM_IDLE=6 in these stacks).
+HOLD = {"DREAMS_ON_UNKNOWN": "hold"}
+
+
+def assert_owned(row: dict, failed: int = 0) -> None:
+    """Exactly once, and the campaign counters agree with the provider's record."""
+    assert_clean(row, failed)
+    assert row["counted_sent"] == row["accepted_once"], row
+
+
+@pytest.mark.parametrize("run", [{"workers": 2, "concurrency": 2, "env": HOLD}], indirect=True)
+def test_8_invitations_at_a_slow_provider(run):
+    run.admin.faults(latency_ms=1000)
+    run.enqueue("Dreams", 40, 0, "invite", options={"location_url": "https://maps.google.com/?q=1"})
+    run.enqueue("Dreams", 150, 1000, "plain")
+    run.wait_done()
+    assert_owned(run.result("8. 40 invitations + 150 at 1 s per call"))
+
+
+@pytest.mark.parametrize("run", [{"workers": 2, "concurrency": 2, "env": HOLD}], indirect=True)
+def test_9_both_streams_busy_first_group_retrying(run):
+    run.admin.faults(latency_ms=700, error_burst=6, error_codes=[-114])
+    run.enqueue("Dreams", 150, 0, "otp", priority="high")
+    run.enqueue("Dreams", 300, 1000, "bulk")
+    run.wait_done()
+    assert_owned(run.result("9. high+normal busy, first calls -114, 0.7 s"))
+
+
+@pytest.mark.parametrize("run", [{"env": HOLD}], indirect=True)
+def test_10_isolating_refused_numbers_at_a_slow_provider(run):
+    bad = nums(100)[5::10]
+    run.admin.refuse({n: -117 for n in bad})
+    run.admin.faults(latency_ms=250)
+    run.enqueue("Dreams", 100, 0, "isolate")
+    run.wait_done()
+    row = run.result("10. 10 refused numbers in 100, 0.25 s per call")
+    assert (row["duplicates"], row["held_unknown"], row["lost"]) == (0, 0, 0), row
+    assert (row["accepted_once"], row["failed_with_code"], row["counted_sent"]) == (90, 10, 90)
+
+
+@pytest.mark.parametrize("run", [{"workers": 2, "concurrency": 2,
+                                  "env": {**HOLD, "DREAMS_RETRY_MAX_WAIT": "2",
+                                          "DREAMS_RETRY_ATTEMPTS": "8"}}], indirect=True)
+def test_11_workers_killed_during_backoff(run):
+    run.admin.faults(error_rate=1.0, error_codes=[-114, -118])
+    run.enqueue("Dreams", 600, 0, "backoff")
+    refused = lambda: sum(run.admin.stats()["answers"].get("sendsms_multi", {}).get(c, 0)  # noqa: E731
+                          for c in ("-114", "-118"))
+    wait_for(lambda: refused() >= 12, 60, "workers in backoff", run.stack)
+    for i, w in enumerate(run.stack.workers):
+        if w.alive():
+            run.stack.kill_worker(i)
+    run.admin.faults(error_rate=0.0)
+    run.stack.start_worker()
+    run.wait_done()
+    assert_owned(run.result("11. workers SIGKILLed in -114/-118 backoff"))
+
+
+@pytest.mark.parametrize("run", [{"env": HOLD}], indirect=True)
+def test_12_two_operators_resend_held_messages_at_once(run):
+    import subprocess
+    import sys
+
+    run.admin.faults(hang_rate=1.0, hang_s=3)  # no answer, nothing accepted: held
+    cid = run.enqueue("Dreams", 40, 0, "held")
+    wait_for(lambda: run.p.campaign_status(cid).unknown == 40, 60, "40 held", run.stack)
+    run.admin.faults(hang_rate=0.0)
+    cmd = [sys.executable, "-m", "dreams_sms.cli", "held", "resend", "--all"]
+    procs = [subprocess.Popen(cmd, env=run.stack.env(), stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=60)[0] for p in procs]
+    queued = sum(int(o.split()[0]) for o in outs if "queued again" in o)
+    assert queued == 40, outs
+    run.wait_done()
+    st = run.p.campaign_status(cid)
+    assert (st.unknown, st.sent) == (0, 40)
+    assert_owned(run.result("12. two concurrent `held resend --all`"))
+
+
+@pytest.mark.parametrize("run", [{"env": {**HOLD, "DREAMS_MULTI_FORMAT": "object"}}],
+                         indirect=True)
+def test_13_object_format_with_a_number_twice(run):
+    numbers = nums(150)
+    rows = [(n, f"otp {k} for {n}") for n in numbers for k in (1, 2)]
+    run.enqueue_rows("Dreams", rows)
+    run.wait_done()
+    assert_owned(run.result("13. object format, every number twice"))
+
+
+@pytest.mark.parametrize("run", [{"env": {**HOLD, "DREAMS_DAILY_LIMITS": "Promo=150"}}],
+                         indirect=True)
+def test_14_a_pass_crossing_midnight(run):
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    run.admin.sender("Promo", daily_limit=150)  # the provider refuses a 151st with -123
+    now = run.p.control.now()
+    offset = next_midnight(now, run.p.settings.tz) - now - 2.5
+    run.p.control.set_clock_offset(offset)
+    run.admin.clock(offset)
+    run.admin.faults(latency_ms=1000, error_burst=2, error_codes=[-114])
+    run.enqueue("Promo", 250, 0, "midnight")  # 150 on each side of midnight at most
+    wait_for(lambda: run.accepted() >= 150, 60, "a day's worth", run.stack)
+    time.sleep(3)  # whatever the new day's quota still allows
+    offset += 86_400  # and the day after, for the rest
+    run.p.control.set_clock_offset(offset)
+    run.admin.clock(offset)
+    run.wait_done()
+    answers = run.admin.stats()["answers"].get("sendsms_multi", {})
+    assert answers.get("-123", 0) == 0, answers  # never over the provider's day
+    riyadh = ZoneInfo("Asia/Riyadh")
+    per_day = Counter(datetime.fromtimestamp(m["time"], riyadh).date()
+                      for m in run.admin.messages())
+    assert max(per_day.values()) <= 150, per_day
+    assert_owned(run.result("14. a retried pass crossing Riyadh midnight"))

@@ -13,6 +13,7 @@ from dreams_sms.config import Settings
 from dreams_sms.drain import Drainer
 from dreams_sms.errors import ProviderError
 from dreams_sms.jobs import SENT
+from dreams_sms.keys import GROUP
 from dreams_sms.lease import Leases
 from dreams_sms.producer import Producer
 from dreams_sms.quota import DailyQuota, next_midnight
@@ -175,9 +176,10 @@ def test_invitations_go_one_call_at_a_time_and_hold_nothing_else(settings, produ
     d = drainer(settings, provider)
     d.drain_once("Dreams")
     assert provider.calls == 1
-    # Only the invitation on the wire was leased; the others wait free.
+    # Only the invitation on the wire was taken; the others stay free for any worker.
     assert producer.r.hlen(producer.keys.lease("Dreams")) == 0
-    assert d.hand_back("Dreams") == 4
+    assert producer.r.xpending(producer.keys.stream("Dreams"), GROUP)["pending"] == 0
+    assert d.hand_back("Dreams") == 0
     drain_all(d, "Dreams")
     assert_once(provider, 5)
     assert all(producer.status(i).state == "sent" for i in ids)
@@ -266,6 +268,21 @@ def test_limits_are_one_table_for_every_worker(settings, producer):
     assert len(provider.accepted) == 50  # the table both read: the last one seeded
     reader = DailyQuota(producer.r, prefix=settings.prefix, tz=settings.tz)
     assert reader.limit("Promo") == 50  # what a CLI started without the variable sees
+
+
+def test_leftovers_go_back_to_the_stream_at_a_chain_end(settings, producer):
+    url = "https://maps.google.com/?q=1"
+    producer.send_bulk("Dreams", [(n, "plain") for n in numbers(3)])
+    producer.send("0551234567", "meet", "Dreams", location_url=url)
+    producer.send_bulk("Dreams", [(n, "more") for n in numbers(3, 100)])
+    provider = FakeProvider()
+    d = drainer(settings, provider)
+    d.drain_once("Dreams")  # the plain ones; the invitation is read but waits its own call
+    assert provider.calls == 1 and len(provider.accepted) == 6
+    assert d.hand_back("Dreams") == 1
+    other = drainer(settings, provider, consumer="c2")
+    drain_all(other, "Dreams")
+    assert_once(provider, 7)
 
 
 def test_concurrent_held_resend_settles_each_id_once(settings, producer):
