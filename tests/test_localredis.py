@@ -6,7 +6,7 @@ from dreams_sms.localredis import LocalRedis
 
 
 def test_private_redis_is_not_the_machine_one(redis_server):
-    if "REDIS_URL" not in os.environ:
+    if "DREAMS_TEST_REDIS_URL" not in os.environ:
         assert not redis_server.startswith("redis://127.0.0.1:6379/")
     assert redis.Redis.from_url(redis_server).ping()
 
