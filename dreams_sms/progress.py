@@ -54,13 +54,16 @@ def follow(read: Callable[[], Sequence[CampaignStatus]], *, until: Callable[[dic
         time.sleep(every)
 
 
-def table(rows: Sequence[Sequence[object]], headers: Sequence[str]) -> str:
+def table(rows: Sequence[Sequence[object]], headers: Sequence[str], *,
+          left: int = 1) -> str:
+    """A boxed table; the first `left` columns are text (left-aligned), the rest
+    numbers (right-aligned)."""
     cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     line = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
     out = [line]
     for n, row in enumerate(cells):
-        out.append("| " + " | ".join(c.ljust(w) if i == 0 else c.rjust(w)
+        out.append("| " + " | ".join(c.ljust(w) if i < left else c.rjust(w)
                                      for i, (c, w) in enumerate(zip(row, widths, strict=True)))
                    + " |")
         if n == 0:
