@@ -149,7 +149,7 @@ class DreamsGroup(click.Group):
         try:
             rv = super().main(args, prog_name, complete_var, False, **extra)
         except click.UsageError as exc:
-            where = exc.ctx.command_path if exc.ctx else (prog_name or "dreams-sms")
+            where = exc.ctx.command_path if exc.ctx else self._command_path(args, prog_name)
             _fail(f"{exc.format_message()} (see: {where} --help)", EXIT_USAGE)
         except click.Abort:
             click.echo("aborted", err=True)
@@ -165,6 +165,18 @@ class DreamsGroup(click.Group):
                 _one_line(exc)
             raise
         sys.exit(rv if isinstance(rv, int) else 0)
+
+    def _command_path(self, args: Any, prog_name: str) -> str:
+        """`dreams-sms limits` from the words, for errors click raises without a context."""
+        words = list(sys.argv[1:] if args is None else args)
+        path, cmd = [prog_name], self
+        for word in words:
+            if isinstance(cmd, click.Group) and word in cmd.commands:
+                path.append(word)
+                cmd = cmd.commands[word]
+            elif not word.startswith("-"):
+                break
+        return " ".join(path)
 
 
 def _client():

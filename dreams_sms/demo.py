@@ -16,12 +16,12 @@ import shlex
 import signal
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
 from .config import Settings
-from .producer import Producer
+from .producer import CampaignStatus, Producer
 from .progress import follow, table
 from .sandbox.testing import SandboxAdmin
 from .stack import Stack
@@ -155,7 +155,7 @@ def run(opts: DemoOptions, out=sys.stdout) -> int:
         print("all processes stopped", file=out, flush=True)
 
 
-def _explain_deferred(statuses: list, limit: int, out: TextIO) -> None:
+def _explain_deferred(statuses: Sequence[CampaignStatus], limit: int, out: TextIO) -> None:
     """Say why the bar stopped short: deferred messages wait for tomorrow."""
     for st in statuses:
         if st.deferred:

@@ -529,6 +529,8 @@ def test_limits_set_refuses_a_non_number(env, r):
 def test_limits_set_refuses_a_negative_limit(env, r):
     line = one_line(run(env, "limits", "--set", "Promo", "-5"), 2)
     assert "-5" in line and "--set" in line
+    line = one_line(run(env, "limits", "--set", "Promo"), 2)
+    assert "requires 2 arguments" in line and "(see: dreams-sms limits --help)" in line
 
 
 def test_a_usage_error_is_one_line(env):
