@@ -20,9 +20,8 @@ import redis
 
 from .bulkfile import Row, Summary, read_rows, summarize
 from .config import Settings
-from .errors import DreamsError
+from .errors import DreamsError, ProviderError
 from .producer import CampaignStatus, Producer
-from .redact import redact_url
 
 #: Bad rows printed one by one; the rest are only counted.
 SHOW_BAD = 50
@@ -45,16 +44,13 @@ class BulkOptions:
 
 
 def run(opts: BulkOptions, settings: Settings) -> int:
-    """The whole command; returns the exit status. Our errors propagate to `cli.friendly`."""
+    """The whole command; returns the exit status. Our errors, and Redis being
+    unreachable, propagate to the CLI's group, which prints them as one line."""
     from .validate import check_sender
 
     sender = check_sender(opts.sender)  # fail before reading a million rows
     producer = Producer(settings)
-    try:
-        return _run(opts, settings, producer, sender)
-    except redis.RedisError as exc:
-        _err(f"error: Redis at {redact_url(settings.redis_url)}: {exc}")
-        return EXIT_FAILED
+    return _run(opts, settings, producer, sender)
 
 
 def _run(opts: BulkOptions, settings: Settings, producer: Producer, sender: str) -> int:
@@ -72,8 +68,12 @@ def _run(opts: BulkOptions, settings: Settings, producer: Producer, sender: str)
              "nothing queued")
         return EXIT_FAILED
 
-    for line in preflight(settings, sender, summary):
+    lines, refusal = preflight(settings, sender, summary)
+    for line in lines:
         click.echo(line)
+    if refusal:
+        _err(f"error: {refusal}: nothing queued")
+        return EXIT_FAILED
     question = (f"Queue {summary.valid} messages ({summary.segments} segments) "
                 f"from {sender} as campaign {cid}?")
     if not opts.yes:
@@ -127,9 +127,14 @@ def _print_check(file: str, s: Summary) -> None:
         click.echo(f"  ... and {s.bad_count - SHOW_BAD} more bad rows")
 
 
-def preflight(settings: Settings, sender: str, s: Summary) -> list[str]:
-    """Cost against balance, and the sender's state. A failed check is
-    reported and skipped: queueing does not need the provider, the workers do."""
+def preflight(settings: Settings, sender: str, s: Summary) -> tuple[list[str], str | None]:
+    """Cost against balance, and the sender's state: (lines to print, refusal).
+
+    When the provider says the sender is not an active one, every message
+    would fail, so that is a refusal. A check that could not be made
+    (no credentials, network) is reported and skipped: queueing does not need
+    the provider, the workers do.
+    """
     from .client import DreamsClient
 
     lines = [f"cost: {s.segments} segments for {s.valid} messages"]
@@ -137,20 +142,27 @@ def preflight(settings: Settings, sender: str, s: Summary) -> list[str]:
         settings.require_credentials()
         with DreamsClient(settings) as client:
             balance = client.balance()
+            refusal = None
             try:
                 state = client.sender_status(sender)
+                if state.strip().lower() != "active":
+                    refusal = (f"sender {sender} is {state.strip()}, not active: "
+                               "its messages would fail")
+            except ProviderError as exc:
+                state = f"not usable ({exc})"
+                refusal = f"sender {sender} is not an active sender of this account ({exc})"
             except DreamsError as exc:
-                state = f"not usable ({exc}): its messages will fail"
+                state = f"could not check ({exc}); going on"
     except DreamsError as exc:
         lines.append(f"balance: could not check ({exc}); going on")
-        return lines
+        return lines, None
     if balance >= s.segments:
         lines.append(f"balance: {_num(balance)} (enough; {_num(balance - s.segments)} left after)")
     else:
         lines.append(f"balance: {_num(balance)}, NOT enough: {_num(s.segments - balance)} short; "
                      "sending pauses when it runs out, until the account is topped up")
     lines.append(f"sender {sender}: {state}")
-    return lines
+    return lines, refusal
 
 
 def _enqueue(producer: Producer, opts: BulkOptions, settings: Settings, sender: str, cid: str,
@@ -165,8 +177,10 @@ def _enqueue(producer: Producer, opts: BulkOptions, settings: Settings, sender: 
              f"see `dreams-sms status {cid}`")
         return EXIT_INTERRUPTED
     except redis.RedisError as exc:
-        _err(f"error: Redis failed while queueing ({exc}); campaign {cid} may be partly "
-             f"queued; see `dreams-sms status {cid}`")
+        from .cli import redis_problem
+
+        _err(f"error: {redis_problem(exc, settings.redis_url)} while queueing; campaign {cid} "
+             f"may be partly queued; see `dreams-sms status {cid}`")
         return EXIT_FAILED
     click.echo(f"campaign {cid}: queued {result.queued} messages from {sender} "
                f"(priority {opts.priority})")

@@ -1,18 +1,22 @@
 """`dreams-sms`: the provider's endpoints, the queue and the demo from a shell.
 
-Errors print the provider's meaning (code, endpoint, description), never a
-traceback; the exit status is 1 for provider refusals and 2 for bad input or
-configuration.
+Every error is one line on stderr and a non-zero exit, never a traceback: the
+group below turns our errors, Redis trouble, a busy port and click's usage
+errors into that line. The exit status is 1 for refusals and trouble on the
+way (provider, Redis, network) and 2 for bad input or configuration.
 """
 
 from __future__ import annotations
 
-import functools
+import errno
 import json
 import os
+import re
+import socket
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
+from urllib.parse import urlsplit
 
 import click
 import redis
@@ -21,40 +25,158 @@ from .config import Settings, env_table
 from .errors import (
     ConfigError,
     DreamsError,
-    OAuthError,
     ProviderError,
-    TransportError,
     ValidationError,
 )
+from .redact import redact, redact_url
+
+EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 
 
 def _settings() -> Settings:
     return Settings.from_env()
 
 
-def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn our errors into one clear line and an exit status."""
+class PortInUse(DreamsError):
+    """A server command's port is taken; says how to pick another."""
 
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def __init__(self, port: int):
+        super().__init__(f"port {port} is already in use; pick another with --port")
+        self.port = port
+
+
+def ensure_port_free(address: str, port: int) -> None:
+    """Fail before starting a server (or exec'ing one) whose port is taken.
+
+    Binds with SO_REUSEADDR, as the servers do, so a port in TIME_WAIT is free.
+    """
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            return fn(*args, **kwargs)
-        except ProviderError as exc:
-            click.echo(f"error: {exc.endpoint} answered {exc.code}: {exc.description}", err=True)
-            sys.exit(1)
-        except (ConfigError, ValidationError) as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
-        except (OAuthError, TransportError, DreamsError) as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(1)
-        except redis.RedisError as exc:
-            from .redact import redact
+            sock.bind((address, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise PortInUse(port) from None
+            raise
 
-            click.echo(f"error: Redis: {redact(str(exc))}", err=True)
-            sys.exit(1)
 
-    return wrapper
+def _redis_url_for_messages() -> str:
+    """The REDIS_URL in effect, for naming where Redis was looked for."""
+    try:
+        return _settings().redis_url
+    except ConfigError:
+        return Settings().redis_url
+
+
+def redis_where(url: str) -> str:
+    """`host:port` (or the socket path) of a Redis URL; never its password."""
+    try:
+        parts = urlsplit(url)
+        if parts.scheme in ("redis", "rediss"):
+            return f"{parts.hostname or '127.0.0.1'}:{parts.port or 6379}"
+        if parts.scheme == "unix":
+            return parts.path
+    except ValueError:
+        pass
+    return redact_url(url)
+
+
+def redis_problem(exc: redis.RedisError, url: str) -> str:
+    """One line saying what is wrong with Redis and what to do, without secrets."""
+    text = str(exc)
+    where = redis_where(url)
+    if isinstance(exc, redis.AuthenticationError) or re.search(r"NOAUTH|WRONGPASS", text):
+        try:
+            parts = urlsplit(url)
+            has_password = bool(parts.password)
+            db = parts.path.strip("/") or "0"
+        except ValueError:
+            has_password, db = False, "0"
+        if not has_password:
+            return ("Redis needs a password: add it to REDIS_URL "
+                    f"(redis://:PASSWORD@{where}/{db})")
+        return f"Redis at {where} refused the password in REDIS_URL"
+    if isinstance(exc, redis.TimeoutError):
+        return f"Redis at {where} did not answer in time: is it overloaded or far away?"
+    if isinstance(exc, redis.ConnectionError):
+        m = re.search(r"connecting to \S+?\.\s+(.+?)\.?$", text)
+        reason = (m[1] if m else redact(text)).rstrip(".").lower()
+        return (f"cannot reach Redis at {where} ({reason}): is it running? "
+                "REDIS_URL says where it is")
+    return f"Redis at {where}: {redact(text)}"
+
+
+def _fail(message: str, status: int) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(status)
+
+
+def _one_line(exc: BaseException) -> NoReturn:
+    """Map an error that escaped a command to its line and exit status."""
+    import kombu.exceptions
+
+    if isinstance(exc, ProviderError):
+        _fail(f"{exc.endpoint} answered {exc.code}: {exc.description}", EXIT_FAILED)
+    if isinstance(exc, ConfigError | ValidationError):
+        _fail(str(exc), EXIT_USAGE)
+    if isinstance(exc, DreamsError):
+        _fail(str(exc), EXIT_FAILED)
+    if isinstance(exc, redis.RedisError):
+        _fail(redis_problem(exc, _redis_url_for_messages()), EXIT_FAILED)
+    if isinstance(exc, kombu.exceptions.OperationalError):
+        cause = exc.__cause__ if isinstance(exc.__cause__, redis.RedisError) else None
+        url = _redis_url_for_messages()
+        _fail(redis_problem(cause, url) if cause else
+              f"Celery cannot use Redis at {redis_where(url)}: {redact(str(exc))}", EXIT_FAILED)
+    if isinstance(exc, OSError):
+        if exc.errno == errno.EADDRINUSE:
+            _fail("address already in use; pick another with --port", EXIT_FAILED)
+        where = f" ({exc.filename})" if exc.filename else ""
+        _fail(f"{exc.strerror or exc}{where}", EXIT_FAILED)
+    raise exc
+
+
+class DreamsGroup(click.Group):
+    """The top-level group: one place turns every error into one line."""
+
+    def main(self, args: Any = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True,
+             **extra: Any) -> Any:
+        prog_name = "dreams-sms"  # also under `python -m` and click's test runner
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, False, **extra)
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx else self._command_path(args, prog_name)
+            _fail(f"{exc.format_message()} (see: {where} --help)", EXIT_USAGE)
+        except click.Abort:
+            click.echo("aborted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        except click.ClickException as exc:
+            _fail(exc.format_message(), exc.exit_code)
+        except (DreamsError, redis.RedisError, OSError) as exc:
+            _one_line(exc)
+        except Exception as exc:
+            import kombu.exceptions
+
+            if isinstance(exc, kombu.exceptions.OperationalError):
+                _one_line(exc)
+            raise
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+    def _command_path(self, args: Any, prog_name: str) -> str:
+        """`dreams-sms limits` from the words, for errors click raises without a context."""
+        words = list(sys.argv[1:] if args is None else args)
+        path, cmd = [prog_name], self
+        for word in words:
+            if isinstance(cmd, click.Group) and word in cmd.commands:
+                path.append(word)
+                cmd = cmd.commands[word]
+            elif not word.startswith("-"):
+                break
+        return " ".join(path)
 
 
 def _client():
@@ -65,7 +187,7 @@ def _client():
     return DreamsClient(s)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=DreamsGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="dreams-sms")
 def main() -> None:
     """Queue-backed bulk SMS for the Dreams SMS API."""
@@ -73,7 +195,6 @@ def main() -> None:
 
 # -- provider endpoints ---------------------------------------------------------------
 @main.command()
-@friendly
 def balance() -> None:
     """The account's balance (chk_balance)."""
     value = _client().balance()
@@ -86,7 +207,6 @@ def senders() -> None:
 
 
 @senders.command("list")
-@friendly
 def senders_list() -> None:
     from .progress import table
 
@@ -98,7 +218,6 @@ def senders_list() -> None:
 
 @senders.command("add")
 @click.argument("name")
-@friendly
 def senders_add(name: str) -> None:
     """Request a new sender name (newsender)."""
     _client().new_sender(name)
@@ -107,7 +226,6 @@ def senders_add(name: str) -> None:
 
 @senders.command("status")
 @click.argument("name")
-@friendly
 def senders_status(name: str) -> None:
     click.echo(f"{name}: {_client().sender_status(name)}")
 
@@ -123,7 +241,6 @@ def account() -> None:
 @click.option("--name", required=True)
 @click.option("--mobile", required=True)
 @click.option("--email", required=True)
-@friendly
 def account_register(user: str, password: str, name: str, mobile: str, email: str) -> None:
     from .client import DreamsClient
 
@@ -133,14 +250,12 @@ def account_register(user: str, password: str, name: str, mobile: str, email: st
 
 @account.command("activate")
 @click.argument("code")
-@friendly
 def account_activate(code: str) -> None:
     _client().activate(code)
     click.echo("account activated")
 
 
 @account.command("check")
-@friendly
 def account_check() -> None:
     _client().check_user()
     click.echo("account is valid")
@@ -160,7 +275,6 @@ def _oauth():
 
 
 @token.command("generate")
-@friendly
 def token_generate() -> None:
     click.echo(json.dumps(_oauth().generate().as_dict()))
 
@@ -168,14 +282,12 @@ def token_generate() -> None:
 @token.command("refresh")
 @click.option("--refresh-token", envvar="DREAMS_REFRESH_TOKEN", required=True,
               help="or DREAMS_REFRESH_TOKEN")
-@friendly
 def token_refresh(refresh_token: str) -> None:
     click.echo(json.dumps(_oauth().refresh(refresh_token).as_dict()))
 
 
 @token.command("revoke")
 @click.option("--token", "value", envvar="DREAMS_TOKEN", required=True, help="or DREAMS_TOKEN")
-@friendly
 def token_revoke(value: str) -> None:
     _oauth().revoke(value)
     click.echo("token revoked")
@@ -204,7 +316,6 @@ def _with_send_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--queue", is_flag=True, help="enqueue for the workers instead of sending now")
 @click.option("--priority", type=click.Choice(["normal", "high"]), default="normal")
 @_with_send_options
-@friendly
 def send(to: str, text: str, sender: str, queue: bool, priority: str, **options: Any) -> None:
     """Send one message now (sendsms), or --queue it."""
     from .validate import check_options, check_sender, check_text, normalize_number
@@ -231,7 +342,6 @@ def send(to: str, text: str, sender: str, queue: bool, priority: str, **options:
 @click.option("--yes", is_flag=True, help="queue without asking")
 @click.option("--detach", is_flag=True, help="return once queued instead of following")
 @click.option("--max-bad", type=click.IntRange(min=0), help="queue nothing if more rows are bad")
-@friendly
 def bulk(**options: Any) -> None:
     """Check a CSV/JSONL file, show its cost, queue its valid rows, follow the campaign."""
     from .bulkcmd import BulkOptions, run
@@ -241,7 +351,6 @@ def bulk(**options: Any) -> None:
 
 @main.command()
 @click.argument("campaign", required=False)
-@friendly
 def status(campaign: str | None) -> None:
     """A campaign's counts, or the state of the whole queue."""
     from .producer import Producer
@@ -257,17 +366,16 @@ def status(campaign: str | None) -> None:
             return
         s = p.campaign_status(campaign)
         click.echo(table([(s.id, s.sender, s.total, s.queued, s.sending, s.sent, s.deferred,
-                           s.failed, s.expired, s.unknown)],
+                           s.failed, s.expired, s.unknown, s.cancelled)],
                          ("campaign", "sender", "total", "queued", "sending", "sent", "deferred",
-                          "failed", "expired", "unknown")))
+                          "failed", "expired", "unknown", "cancelled")))
         for code, n in sorted(s.failures.items()):
             from .codes import lookup
 
             click.echo(f"  failed {code} ({lookup('sendsms_multi', code).description}): {n}")
         return
     paused = p.control.paused()
-    click.echo(f"paused: {paused['reason']} (code {paused.get('code')})" if paused
-               else "sending: running")
+    click.echo(_pause_line(paused) if paused else "sending: running")
     rows = []
     for sender in sorted(p.r.smembers(p.keys.senders)):
         hi, lo = (p.r.xlen(k) for k in p.keys.streams(sender))
@@ -276,30 +384,52 @@ def status(campaign: str | None) -> None:
     click.echo(table(rows, ("sender", "high", "normal", "state")) if rows else "no senders yet")
 
 
+def _pause_line(paused: dict) -> str:
+    """`paused: balance (code -113)`, or `paused: operator` when there is no code."""
+    code = paused.get("code")
+    return f"paused: {paused.get('reason', 'unknown')}" + (f" (code {code})" if code else "")
+
+
+def _sender_option(value: str | None) -> str | None:
+    """`--sender` checked like a sender name: an empty one would pause nobody."""
+    if value is None:
+        return None
+    from .validate import check_sender
+
+    return check_sender(value)
+
+
 @main.command()
 @click.option("--sender", help="only this sender")
-@friendly
 def pause(sender: str | None) -> None:
     """Pause sending (all, or one sender). Jobs stay queued."""
     from .producer import Producer
 
+    sender = _sender_option(sender)
     Producer(_settings()).pause(sender)
     click.echo(f"paused {sender or 'all senders'}")
 
 
 @main.command()
 @click.option("--sender", help="only this sender")
-@friendly
 def resume(sender: str | None) -> None:
+    """Lift a pause (all, or one sender); a sender never seen is refused (a typo)."""
     from .producer import Producer
 
-    Producer(_settings()).resume(sender)
+    sender = _sender_option(sender)
+    p = Producer(_settings())
+    if sender is not None:
+        known = p.r.sismember(p.keys.senders, sender)
+        own_pause = p.control.paused(sender) is not None and p.control.paused() is None
+        if not (known or own_pause):
+            raise ValidationError(f"unknown sender {sender!r}: it has queued nothing and is "
+                                  "not paused (see dreams-sms status)", field="sender")
+    p.resume(sender)
     click.echo(f"resumed {sender or 'all senders'}")
 
 
 @main.command()
 @click.argument("campaign")
-@friendly
 def cancel(campaign: str) -> None:
     """Cancel a campaign: what is still queued is dropped, never sent."""
     from .producer import Producer
@@ -312,9 +442,9 @@ def cancel(campaign: str) -> None:
 
 
 @main.command()
-@click.option("--set", "set_", nargs=2, metavar="SENDER N", help="set a sender's daily limit")
-@friendly
-def limits(set_: tuple[str, str] | None) -> None:
+@click.option("--set", "set_", type=(str, click.IntRange(min=0)), metavar="SENDER N",
+              help="set a sender's daily limit (0: none)")
+def limits(set_: tuple[str, int] | None) -> None:
     """Today's use per sender against its daily limit."""
     from .producer import Producer
     from .progress import table
@@ -324,7 +454,7 @@ def limits(set_: tuple[str, str] | None) -> None:
     p = Producer(s)
     q = DailyQuota(p.r, prefix=s.prefix, tz=s.tz, default_limit=s.limit_for)
     if set_:
-        q.set_limit(set_[0], int(set_[1]))
+        q.set_limit(set_[0], set_[1])
     now = p.control.now()
     senders_ = sorted(set(p.r.smembers(p.keys.senders)) | set(s.daily_limits)
                       | set(p.r.hkeys(f"{s.prefix}:limits")))
@@ -335,7 +465,6 @@ def limits(set_: tuple[str, str] | None) -> None:
 
 @main.group(invoke_without_command=True)
 @click.pass_context
-@friendly
 def held(ctx: click.Context) -> None:
     """Messages whose outcome is unknown (a timeout after sending): review them."""
     if ctx.invoked_subcommand is not None:
@@ -362,6 +491,14 @@ def _settle(ids: tuple[str, ...], everything: bool, delivered: bool) -> None:
         ids = tuple(j.id for j in p.store.held(limit=10**9))
     if not ids:
         raise click.UsageError("name message ids, or --all")
+    if not everything:
+        held_ids = {j.id for j in p.store.held(limit=10**9)}
+        unknown = [i for i in ids if i not in held_ids]
+        if unknown:
+            shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more"
+                                              if len(unknown) > 5 else "")
+            raise ValidationError(f"not held: {shown} (see dreams-sms held); nothing changed",
+                                  field="ids")
     n = p.store.settle_held(ids, delivered=delivered, now=p.control.now())
     if not delivered:
         for sender in sorted(p.r.smembers(p.keys.senders)):
@@ -372,7 +509,6 @@ def _settle(ids: tuple[str, ...], everything: bool, delivered: bool) -> None:
 @held.command("delivered")
 @click.argument("ids", nargs=-1)
 @click.option("--all", "everything", is_flag=True)
-@friendly
 def held_delivered(ids: tuple[str, ...], everything: bool) -> None:
     """The provider did take them: mark them sent."""
     _settle(ids, everything, True)
@@ -381,20 +517,20 @@ def held_delivered(ids: tuple[str, ...], everything: bool) -> None:
 @held.command("resend")
 @click.argument("ids", nargs=-1)
 @click.option("--all", "everything", is_flag=True)
-@friendly
 def held_resend(ids: tuple[str, ...], everything: bool) -> None:
     """The provider did not take them: queue them again."""
     _settle(ids, everything, False)
 
 
 # -- processes -------------------------------------------------------------------------
-@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@main.command(add_help_option=False,
+              context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.pass_context
 def sandbox(ctx: click.Context) -> None:
-    """Run the local Dreams sandbox (options: `dreams-sms sandbox --help`)."""
+    """Run the local Dreams sandbox (its options: dreams-sms sandbox --help)."""
     from .sandbox.__main__ import main as sandbox_main
 
-    sys.exit(sandbox_main(ctx.args))
+    sys.exit(sandbox_main(ctx.args, prog="dreams-sms sandbox"))
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
@@ -402,7 +538,6 @@ def sandbox(ctx: click.Context) -> None:
 @click.option("--port", default=5555, show_default=True)
 @click.option("--address", default="127.0.0.1", show_default=True)
 @click.pass_context
-@friendly
 def flower(ctx: click.Context, unauthenticated: bool, port: int, address: str) -> None:
     """Flower with basic auth from DREAMS_FLOWER_AUTH (user:password)."""
     auth = os.environ.get("DREAMS_FLOWER_AUTH", "")
@@ -411,6 +546,7 @@ def flower(ctx: click.Context, unauthenticated: bool, port: int, address: str) -
                           "Flower unauthenticated without --unauthenticated")
     if auth and ":" not in auth:
         raise ConfigError("DREAMS_FLOWER_AUTH must be user:password")
+    ensure_port_free(address, port)  # Flower would only say so after exec, in a traceback
     args = [sys.executable, "-m", "celery", "-A", "dreams_sms.worker", "flower",
             f"--port={port}", f"--address={address}", "--max_tasks=20000",
             "--tasks_columns=name,uuid,state,received,started,runtime,worker",
@@ -432,7 +568,6 @@ def flower(ctx: click.Context, unauthenticated: bool, port: int, address: str) -
               help="share of sandbox calls answering -114/-118")
 @click.option("--latency-ms", default=50.0, show_default=True,
               help="the sandbox's answer time per call")
-@friendly
 def demo(size: int, workers: int, concurrency: int, keep: bool, no_flower: bool,
          fault_rate: float, latency_ms: float) -> None:
     """Run everything privately and send a demo campaign to the sandbox."""
@@ -447,7 +582,6 @@ def demo(size: int, workers: int, concurrency: int, keep: bool, no_flower: bool,
 @main.command()
 @click.option("--port", default=9108, show_default=True)
 @click.option("--address", default="127.0.0.1", show_default=True)
-@friendly
 def metrics(port: int, address: str) -> None:
     """Serve Prometheus metrics (messages, latency, depth, limits, balance)."""
     import logging
@@ -455,16 +589,22 @@ def metrics(port: int, address: str) -> None:
     from .metrics import serve
 
     logging.basicConfig(level=logging.INFO)
+    settings = _settings()
+    ensure_port_free(address, port)
     click.echo(f"metrics on http://{address}:{port}/metrics")
-    serve(_settings(), address, port)
+    serve(settings, address, port)
 
 
 @main.command("config")
 def config_cmd() -> None:
-    """The environment variables and their defaults."""
+    """Every setting: its variable, the value in effect (secrets masked), default, meaning."""
     from .progress import table
 
-    click.echo(table(env_table(), ("variable", "setting", "default")))
+    rows = env_table()
+    click.echo(table(rows, ("variable", "value", "default", "meaning"), left=4))
+    bad = [row[0] for row in rows if row[1].startswith("INVALID")]
+    if bad:
+        _fail(f"invalid: {', '.join(bad)} (a process would refuse to start)", EXIT_USAGE)
 
 
 if __name__ == "__main__":

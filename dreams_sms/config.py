@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -296,10 +296,89 @@ def _shown(raw: str) -> str:
     return raw if len(raw) <= 60 else raw[:57] + "..."
 
 
-def env_table() -> list[tuple[str, str, str]]:
-    """(variable, field, default) rows, for the README and `--help`."""
-    defaults = {f.name: f.default for f in fields(Settings)}
-    rows = [(var, name, repr(defaults.get(name))) for var, (name, _) in ENV.items()]
-    rows += [("DREAMS_SECRET_KEY[_FILE]", "secret_key", "''"),
-             ("DREAMS_CLIENT_SECRET[_FILE]", "client_secret", "''")]
+def env_table(environ: Mapping[str, str] | None = None) -> list[tuple[str, str, str, str]]:
+    """(variable, value in effect, default, meaning) rows for `dreams-sms config`.
+
+    Each variable is parsed on its own, so one bad value shows as INVALID in
+    its row instead of hiding the whole table. Secrets show as `***`; a Redis
+    URL's password is masked.
+    """
+    from .redact import redact_url
+
+    env = os.environ if environ is None else environ
+    defaults = Settings()
+    rows: list[tuple[str, str, str, str]] = []
+    for var, (name, parse) in ENV.items():
+        raw = env.get(var)
+        default = getattr(defaults, name)
+        if raw is None or raw.strip() == "":
+            value = _display(default)
+        else:
+            try:
+                value = _display(parse(raw))  # type: ignore[operator]
+            except ValueError as exc:
+                value = f"INVALID ({exc})"
+        if var == "REDIS_URL":
+            value, default = redact_url(value), redact_url(default)
+        rows.append((var, value, _display(default), MEANINGS.get(var, "")))
+    for var, after in (("DREAMS_SECRET_KEY", "DREAMS_USER"),
+                       ("DREAMS_CLIENT_SECRET", "DREAMS_CLIENT_ID")):
+        source = ("set in " + var if env.get(var, "").strip()
+                  else "read from " + var + "_FILE" if env.get(f"{var}_FILE", "").strip()
+                  else "")
+        at = 1 + next(i for i, row in enumerate(rows) if row[0] == after)
+        rows.insert(at, (f"{var}[_FILE]", f"*** ({source})" if source else "", "",
+                         MEANINGS[f"{var}[_FILE]"]))
+    auth = env.get("DREAMS_FLOWER_AUTH", "").strip()
+    rows.append(("DREAMS_FLOWER_AUTH", auth.partition(":")[0] + ":***" if auth else "", "",
+                 MEANINGS["DREAMS_FLOWER_AUTH"]))
     return rows
+
+
+def _display(value: object) -> str:
+    """A value as one would write it in the environment."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, Mapping):
+        return ",".join(f"{k}={v}" for k, v in value.items())
+    if isinstance(value, Secret):
+        return "***" if value else ""
+    return str(value)
+
+
+#: What each variable means, for `dreams-sms config` (the README's table says the same).
+MEANINGS: dict[str, str] = {
+    "DREAMS_USER": "the provider account's username",
+    "DREAMS_SECRET_KEY[_FILE]": "API secret key (or a file holding it, for Docker secrets)",
+    "DREAMS_CLIENT_ID": "OAuth client id; with the secret, workers share one token via Redis",
+    "DREAMS_CLIENT_SECRET[_FILE]": "OAuth client secret (or a file holding it)",
+    "DREAMS_BASE_URL": "provider API base (the sandbox: http://127.0.0.1:8025/index.php/api)",
+    "DREAMS_OAUTH_URL": "OAuth base: /generate, /refresh, /revoke (sandbox: .../token)",
+    "REDIS_URL": "Redis for streams, state and the Celery broker",
+    "DREAMS_TIMEZONE": "the day for daily limits (IANA time zone)",
+    "DREAMS_CONNECT_TIMEOUT": "seconds to connect to the provider",
+    "DREAMS_READ_TIMEOUT": "seconds to wait for the provider's answer",
+    "DREAMS_BATCH_SIZE": "recipients per sendsms_multi call (1-1000)",
+    "DREAMS_BATCH_WAIT": "seconds to wait for a fuller batch",
+    "DREAMS_DAILY_LIMIT": "default per-sender daily limit (0: none)",
+    "DREAMS_DAILY_LIMITS": "per sender: Promo=5000,Alerts=20000",
+    "DREAMS_RATE_PER_SECOND": "optional per-second cap (GCRA; 0: none)",
+    "DREAMS_BALANCE_INTERVAL": "seconds between balance checks",
+    "DREAMS_MULTI_FORMAT": "sendsms_multi `to` shape: list (the reference) or object",
+    "DREAMS_PREFIX": "Redis key prefix",
+    "DREAMS_KEY_WINDOW": "idempotency window for key= (s)",
+    "DREAMS_MAX_AGE": "a job retried past this age (s) fails with its last code",
+    "DREAMS_RETRY_ATTEMPTS": "attempts per batch for retryable errors",
+    "DREAMS_RETRY_MAX_WAIT": "ceiling of the backoff between attempts (s)",
+    "DREAMS_RETRY_DELAY": "seconds before exhausted jobs return to the queue",
+    "DREAMS_CLAIM_IDLE": "seconds before a silent consumer's jobs are taken over",
+    "DREAMS_ON_UNKNOWN": "hold ambiguous sends for review, or reconcile (sandbox)",
+    "DREAMS_RECONCILE_URL": "the sandbox to ask when DREAMS_ON_UNKNOWN=reconcile",
+    "DREAMS_SENDER_PARALLELISM": "drain chains per sender at once",
+    "DREAMS_STATUS_TTL": "how long statuses are kept (s)",
+    "DREAMS_MAX_TEXT_LENGTH": "characters per message",
+    "DREAMS_TEST_CLOCK": "tests only: honour a clock offset kept in Redis",
+    "DREAMS_FLOWER_AUTH": "user:password for Flower's basic auth",
+}

@@ -6,6 +6,8 @@ never touches a Redis it did not start.
 
 from __future__ import annotations
 
+import functools
+import re
 import shutil
 import socket
 import subprocess
@@ -16,9 +18,24 @@ from pathlib import Path
 from .errors import ConfigError
 
 INSTALL_HINT = (
-    "redis-server was not found: install it with `apt-get install -y redis-server` "
-    "(Debian/Ubuntu) or `brew install redis`, or set REDIS_URL to a Redis you run"
+    "redis-server was not found: install Redis 7 or newer (`./scripts/setup` does, on "
+    "Debian/Ubuntu; or `apt-get install -y redis-server`, `brew install redis`)"
 )
+
+#: XAUTOCLAIM's reply gained its third element (deleted ids) in 7.0.
+MIN_VERSION = (7, 0)
+
+
+@functools.lru_cache(maxsize=4)
+def server_version(binary: str) -> tuple[int, int] | None:
+    """(major, minor) of a redis-server binary, or None when it cannot tell."""
+    try:
+        out = subprocess.run([binary, "--version"], capture_output=True, text=True,
+                             timeout=10, check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    m = re.search(r"v=(\d+)\.(\d+)", out)
+    return (int(m[1]), int(m[2])) if m else None
 
 
 def free_port() -> int:
@@ -36,6 +53,10 @@ class LocalRedis:
         self.binary = shutil.which("redis-server")
         if self.binary is None:
             raise ConfigError(INSTALL_HINT)
+        version = server_version(self.binary)
+        if version is not None and version < MIN_VERSION:
+            raise ConfigError(f"redis-server {MIN_VERSION[0]}.{MIN_VERSION[1]} or newer is "
+                              f"needed; {self.binary} is {version[0]}.{version[1]}")
         self.port = port or free_port()
         self.appendonly = appendonly
         self.password = password

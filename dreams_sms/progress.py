@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TextIO
 
 from .producer import CampaignStatus
@@ -15,31 +15,47 @@ def totals(statuses: Sequence[CampaignStatus]) -> dict[str, int]:
     return {k: sum(getattr(s, k) for s in statuses) for k in keys}
 
 
-def bar(t: dict[str, int], rate: float, width: int = 30) -> str:
+def bar(t: Mapping[str, float], rate: float | None, width: int = 20) -> str:
+    """One progress line. `queued` is what still waits (as in `dreams-sms status`);
+    the percentage is of the campaigns' total; `rate` None until there is one."""
     total = max(t["total"], 1)
     done = t["sent"] + t["failed"] + t["expired"] + t["unknown"]
     filled = int(width * done / total)
+    shown = f"{rate:7.0f}/s" if rate is not None else "      -/s"
     return (f"[{'#' * filled}{'.' * (width - filled)}] {100 * done / total:5.1f}%  "
-            f"queued {t['queued']:>6}  sent {t['sent']:>6}  deferred {t['deferred']:>5}  "
-            f"failed {t['failed']:>4}  {rate:7.0f}/s")
+            f"queued {t['queued']:>6}  sent {t['sent']:>6}  "
+            f"deferred {t['deferred']:>5}  failed {t['failed']:>4}  {shown}")
+
+
+def average_rate(sent: float, elapsed: float) -> float | None:
+    """Sent per second since the start, once there is something to average:
+    never a 0/s first reading."""
+    if sent <= 0 or elapsed < 1.0:
+        return None
+    return sent / elapsed
 
 
 def follow(read: Callable[[], Sequence[CampaignStatus]], *, until: Callable[[dict], bool],
-           timeout: float | None = None, out: TextIO = sys.stdout, every: float = 0.5) -> dict:
-    """Redraw the bar until `until(totals)` holds; returns the last totals."""
+           timeout: float | None = None, out: TextIO = sys.stdout, every: float = 0.5,
+           started: float | None = None) -> dict[str, float]:
+    """Redraw the bar until `until(totals)` holds; returns the last totals, plus
+    `elapsed` (s since `started`, a `time.monotonic()`, default now) and `rate`.
+
+    The rate is one figure for the whole run, the average since `started`, so
+    the bar's last reading and a summary built from the returned `rate` agree.
+    """
     tty = out.isatty()
-    started = last_print = time.monotonic()
-    prev_sent, prev_t = 0, started
-    rate = 0.0
+    started = time.monotonic() if started is None else started
+    last_print = time.monotonic()
     while True:
-        t = totals(read())
+        t: dict[str, float] = dict(totals(read()))
         now = time.monotonic()
-        if now - prev_t >= 1.0:
-            rate = (t["sent"] - prev_sent) / (now - prev_t)
-            prev_sent, prev_t = t["sent"], now
         finished = until(t)
-        if finished and now > started:
-            rate = t["sent"] / (now - started)  # the run's average, even if it took < 1 s
+        t["elapsed"] = now - started
+        rate = average_rate(t["sent"], t["elapsed"])
+        if finished and rate is None and t["sent"] and t["elapsed"] > 0:
+            rate = t["sent"] / t["elapsed"]  # a run shorter than a second still gets its average
+        t["rate"] = rate or 0.0
         if tty:
             out.write("\r" + bar(t, rate))
             out.flush()
@@ -54,13 +70,16 @@ def follow(read: Callable[[], Sequence[CampaignStatus]], *, until: Callable[[dic
         time.sleep(every)
 
 
-def table(rows: Sequence[Sequence[object]], headers: Sequence[str]) -> str:
+def table(rows: Sequence[Sequence[object]], headers: Sequence[str], *,
+          left: int = 1) -> str:
+    """A boxed table; the first `left` columns are text (left-aligned), the rest
+    numbers (right-aligned)."""
     cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     line = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
     out = [line]
     for n, row in enumerate(cells):
-        out.append("| " + " | ".join(c.ljust(w) if i == 0 else c.rjust(w)
+        out.append("| " + " | ".join(c.ljust(w) if i < left else c.rjust(w)
                                      for i, (c, w) in enumerate(zip(row, widths, strict=True)))
                    + " |")
         if n == 0:

@@ -1,6 +1,9 @@
 """Shared fixtures: a private redis-server, settings pointing at it.
 
-The suite never touches a Redis it did not start unless REDIS_URL is set.
+The suite never writes to a Redis it did not start: an exported REDIS_URL is
+ignored (and removed from the environment, so nothing a test starts reads it).
+DREAMS_TEST_REDIS_URL points the suite at another Redis; since every test
+flushes that database, the run stops at once unless it is empty.
 """
 
 from __future__ import annotations
@@ -12,16 +15,44 @@ import pytest
 import redis
 
 from dreams_sms.localredis import LocalRedis
+from dreams_sms.redact import redact_url
+
+#: The variable that points the suite at a Redis it did not start.
+TEST_REDIS_VAR = "DREAMS_TEST_REDIS_URL"
+
+# Read by Settings.from_env() and by every process a test starts: never the user's.
+os.environ.pop("REDIS_URL", None)
+
+
+def _checked_external(url: str) -> str:
+    """`url` if its database is empty; else stop the run before any test flushes it."""
+    shown = redact_url(url)
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=5)
+        keys = client.dbsize()
+        client.close()
+    except (redis.RedisError, ValueError) as exc:
+        pytest.exit(f"{TEST_REDIS_VAR}={shown}: cannot use it ({redact_url(str(exc))})",
+                    returncode=2)
+    if keys:
+        pytest.exit(f"{TEST_REDIS_VAR}={shown} holds {keys} keys: the tests flush that "
+                    "database, so point it at an empty one (or unset it to use a private "
+                    "redis-server)", returncode=2)
+    return url
 
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[str]:
-    external = os.environ.get("REDIS_URL")
+    """A private redis-server for the session, or the empty one DREAMS_TEST_REDIS_URL names."""
+    external = os.environ.get(TEST_REDIS_VAR, "").strip()
     if external:
+        os.environ["REDIS_URL"] = _checked_external(external)
         yield external
         return
     with LocalRedis() as server:
+        os.environ["REDIS_URL"] = server.url
         yield server.url
+    os.environ.pop("REDIS_URL", None)
 
 
 @pytest.fixture

@@ -65,6 +65,17 @@ def run(env: dict[str, str | None], *args: str, input: str | None = None) -> Res
     return result
 
 
+def one_line(result: Result, status: int | None = None) -> str:
+    """The error line: exactly one line on stderr, no traceback, non-zero exit."""
+    assert result.exit_code != 0, result.output
+    if status is not None:
+        assert result.exit_code == status, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ") and "Traceback" not in result.output
+    return lines[0]
+
+
 def ok(env: dict[str, str | None], *args: str, input: str | None = None) -> str:
     result = run(env, *args, input=input)
     assert result.exit_code == 0, result.output
@@ -187,11 +198,41 @@ def test_invalid_setting_names_the_variable(env):
     assert "DREAMS_BATCH_SIZE" in result.output
 
 
-def test_config_lists_the_variables(env):
-    out = ok(env, "config")
-    for var in ("DREAMS_USER", "DREAMS_BASE_URL", "REDIS_URL"):
-        assert var in out
-    assert "demo-secret" not in out
+def test_config_lists_every_setting_with_value_default_and_meaning(env):
+    from dreams_sms.config import ENV
+
+    mine = {**env, "DREAMS_BATCH_SIZE": "250", "DREAMS_DAILY_LIMITS": "Promo=5",
+            "REDIS_URL": "redis://:hunter22@127.0.0.1:6390/0", "DREAMS_FLOWER_AUTH": "ops:flowerpw"}
+    out = ok(mine, "config")
+    lines = out.splitlines()
+    assert [c.strip() for c in lines[1].strip("|").split("|")] == [
+        "variable", "value", "default", "meaning"]
+    rows = {}
+    for line in lines[3:-1]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        rows[cells[0]] = cells[1:]
+    for var in [*ENV, "DREAMS_SECRET_KEY[_FILE]", "DREAMS_CLIENT_SECRET[_FILE]",
+                "DREAMS_FLOWER_AUTH"]:
+        assert var in rows, var
+        assert rows[var][2], f"{var} has no meaning"
+    assert "MISSING" not in out and "dataclasses" not in out
+    assert rows["DREAMS_BATCH_SIZE"][:2] == ["250", "100"]
+    assert rows["DREAMS_DAILY_LIMITS"][:2] == ["Promo=5", ""]
+    assert rows["DREAMS_READ_TIMEOUT"][:2] == ["30", "30"]
+    assert rows["DREAMS_TEST_CLOCK"][1] == "false"
+    assert rows["REDIS_URL"][0] == "redis://:***@127.0.0.1:6390/0"
+    assert rows["DREAMS_SECRET_KEY[_FILE]"][0].startswith("***")
+    assert rows["DREAMS_FLOWER_AUTH"][0] == "ops:***"
+    for secret in ("demo-secret", "hunter22", "flowerpw"):
+        assert secret not in out
+
+
+def test_config_marks_an_invalid_value_and_exits_non_zero(env):
+    result = run({**env, "DREAMS_BATCH_SIZE": "0"}, "config")
+    assert result.exit_code == 2
+    row = next(ln for ln in result.stdout.splitlines() if "DREAMS_BATCH_SIZE" in ln)
+    assert "INVALID (must be between 1 and 1000)" in row
+    assert "DREAMS_BATCH_SIZE" in one_line(result)
 
 
 # -------------------------------------------------------------------------- queue
@@ -201,7 +242,7 @@ def test_pause_resume_status(env, r):
     assert "sending: running" in ok(env, "status")
     assert "no senders yet" in ok(env, "status")
     assert ok(env, "pause").strip() == "paused all senders"
-    assert "paused: operator" in ok(env, "status")
+    assert ok(env, "status").splitlines()[0] == "paused: operator"
     assert ok(env, "resume").strip() == "resumed all senders"
     assert "sending: running" in ok(env, "status")
 
@@ -355,9 +396,21 @@ def test_bulk_low_balance_warns(env, r, admin, mixed):
     assert "balance: 3, NOT enough: 1 short" in out
 
 
-def test_bulk_inactive_sender_warns(env, r, mixed):
-    out = ok(env, "bulk", mixed, "--sender", "Ghost", "--yes", "--detach")
-    assert "sender Ghost: not usable (senderstatus answered -116" in out
+def test_bulk_refuses_a_sender_the_provider_does_not_know(env, r, mixed):
+    result = run(env, "bulk", mixed, "--sender", "Nope", "--yes")
+    assert result.exit_code == 1
+    assert "sender Nope: not usable (senderstatus answered -116" in result.stdout
+    assert one_line(result).startswith("error: sender Nope is not an active sender")
+    assert "nothing queued" in result.stderr
+    assert r.keys("dreams:c:*") == [] and r.keys("dreams:q:*") == []
+
+
+def test_bulk_refuses_a_sender_not_yet_approved(env, r, mixed):
+    ok(env, "senders", "add", "Pending")
+    result = run(env, "bulk", mixed, "--sender", "Pending", "--yes")
+    assert result.exit_code == 1
+    assert "Pending" in one_line(result) and "nothing queued" in result.stderr
+    assert r.keys("dreams:q:*") == []
 
 
 def test_bulk_jsonl_and_format_option(env, r, tmp_path):
@@ -390,7 +443,7 @@ def test_bulk_redis_down_is_one_line(env, tmp_path, mixed):
     result = run({**env, "REDIS_URL": "redis://127.0.0.1:1/0"}, "bulk", mixed,
                  "--sender", "Dreams", "--yes")
     assert result.exit_code == 1
-    assert result.stderr.startswith("error: Redis at redis://127.0.0.1:1/0")
+    assert one_line(result).startswith("error: cannot reach Redis at 127.0.0.1:1 (")
 
 
 def test_campaign_done_rule():
@@ -458,3 +511,138 @@ def test_cancel_a_campaign(env, r):
     assert r.sismember("dreams:cancelled", cid)
     result = run(env, "cancel", "c-unknown")
     assert result.exit_code == 2 and "unknown campaign" in result.stderr
+    table = ok(env, "status", cid).splitlines()
+    header = [c.strip() for c in table[1].strip("|").split("|")]
+    values = [c.strip() for c in table[3].strip("|").split("|")]
+    assert header[-1] == "cancelled" and values[0] == cid
+
+
+# ------------------------------------------------------ one line for every error
+
+
+def test_limits_set_refuses_a_non_number(env, r):
+    line = one_line(run(env, "limits", "--set", "Promo", "abc"), 2)
+    assert "'abc' is not a valid integer" in line and "--set" in line
+    assert r.keys("dreams:limits*") == []
+
+
+def test_limits_set_refuses_a_negative_limit(env, r):
+    line = one_line(run(env, "limits", "--set", "Promo", "-5"), 2)
+    assert "-5" in line and "--set" in line
+    line = one_line(run(env, "limits", "--set", "Promo"), 2)
+    assert "requires 2 arguments" in line and "(see: dreams-sms limits --help)" in line
+
+
+def test_a_usage_error_is_one_line(env):
+    line = one_line(run(env, "bulk", "nope.csv"), 2)
+    assert "dreams-sms bulk --help" in line
+
+
+def test_pause_refuses_an_empty_sender(env, r):
+    line = one_line(run(env, "pause", "--sender", ""), 2)
+    assert "sender" in line
+    assert r.keys("dreams:*paused*") == []
+
+
+def test_resume_refuses_a_sender_never_seen(env, r):
+    line = one_line(run(env, "resume", "--sender", "Zzz"), 2)
+    assert "unknown sender 'Zzz'" in line
+    ok(env, "pause", "--sender", "Fresh")  # paused before it ever queued: known
+    assert "resumed Fresh" in ok(env, "resume", "--sender", "Fresh")
+    ok(env, "send", "0551234567", "x", "--sender", "Alerts", "--queue")
+    assert "resumed Alerts" in ok(env, "resume", "--sender", "Alerts")
+
+
+def test_held_settle_names_an_unknown_id(env, r):
+    line = one_line(run(env, "held", "delivered", "no-such-id"), 2)
+    assert "no-such-id" in line and "nothing changed" in line
+    one_line(run(env, "held", "resend", "cx-9", "cy-1"), 2)
+
+
+def test_sandbox_help_lists_its_options(env):
+    result = run(env, "sandbox", "--help")
+    assert result.exit_code == 0
+    for option in ("--port", "--admin", "--latency-ms", "--error-rate", "--error-codes",
+                   "--journal", "--drop-after-accept-rate"):
+        assert option in result.stdout
+    assert "usage: dreams-sms sandbox" in result.stdout
+
+
+def test_sandbox_bad_option_is_one_line(env):
+    line = one_line(run(env, "sandbox", "--port", "eighty"), 2)
+    assert "--port" in line
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+def test_sandbox_on_a_busy_port_is_one_line(env, busy_port):
+    line = one_line(run(env, "sandbox", "--port", str(busy_port)), 1)
+    assert line == f"error: port {busy_port} is already in use; pick another with --port"
+
+
+def test_metrics_on_a_busy_port_is_one_line(env, busy_port):
+    line = one_line(run(env, "metrics", "--port", str(busy_port)), 1)
+    assert line == f"error: port {busy_port} is already in use; pick another with --port"
+
+
+def test_flower_on_a_busy_port_is_one_line_in_a_real_process(env, busy_port):
+    import subprocess
+    import sys
+
+    child_env = {k: v for k, v in os.environ.items() if k not in env}
+    child_env.update({k: v for k, v in env.items() if v is not None})
+    child_env["DREAMS_FLOWER_AUTH"] = "ops:flowerpw"
+    out = subprocess.run([sys.executable, "-m", "dreams_sms.cli", "flower", "--port",
+                          str(busy_port)], env=child_env, capture_output=True, text=True,
+                         timeout=60, check=False)
+    assert out.returncode == 1
+    assert out.stderr.strip().splitlines() == [
+        f"error: port {busy_port} is already in use; pick another with --port"]
+
+
+@pytest.fixture(scope="module")
+def locked_redis() -> Iterator[str]:
+    from dreams_sms.localredis import LocalRedis
+
+    with LocalRedis(password="hunter22-redis") as server:
+        yield server.url
+
+
+def test_redis_that_needs_a_password(env, locked_redis):
+    bare = locked_redis.replace(":hunter22-redis@", "")
+    port = bare.rsplit(":", 1)[1].split("/")[0]
+    line = one_line(run({**env, "REDIS_URL": bare}, "status"), 1)
+    assert line == ("error: Redis needs a password: add it to REDIS_URL "
+                    f"(redis://:PASSWORD@127.0.0.1:{port}/0)")
+    assert "Redis needs a password" in one_line(run({**env, "REDIS_URL": bare}, "pause"))
+
+
+def test_redis_that_refuses_the_password(env, locked_redis):
+    wrong = locked_redis.replace("hunter22-redis", "not-the-one")
+    result = run({**env, "REDIS_URL": wrong}, "status")
+    assert "refused the password in REDIS_URL" in one_line(result, 1)
+    assert "not-the-one" not in result.output
+
+
+def test_redis_connection_refused_never_shows_the_password(env):
+    result = run({**env, "REDIS_URL": "redis://:hunter22@127.0.0.1:1/0"}, "status")
+    line = one_line(result, 1)
+    assert line.startswith("error: cannot reach Redis at 127.0.0.1:1 (connection refused)")
+    assert "hunter22" not in result.output
+    for args in (("limits",), ("held",), ("resume",), ("cancel", "c1")):
+        assert "cannot reach Redis" in one_line(run({**env, "REDIS_URL":
+                                                      "redis://127.0.0.1:1/0"}, *args), 1)
+
+
+def test_status_with_a_balance_pause_shows_its_code(env, r):
+    p = producer(env)
+    p.control.pause(reason="balance", code=-113)
+    assert ok(env, "status").splitlines()[0] == "paused: balance (code -113)"

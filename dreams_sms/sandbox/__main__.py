@@ -1,10 +1,16 @@
-"""`python -m dreams_sms.sandbox --port 8025 --admin --error-rate 0.1 ...`"""
+"""`python -m dreams_sms.sandbox --port 8025 --admin --error-rate 0.1 ...`
+
+Also `dreams-sms sandbox ...`. A bad option or a busy port is one line on
+stderr and exit status 2 or 1, like every other dreams-sms error.
+"""
 
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from .faults import SEND_ENDPOINTS, Faults
 from .server import run
@@ -19,13 +25,20 @@ def _names(value: str) -> list[str]:
     return [n.strip() for n in value.split(",") if n.strip()]
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m dreams_sms.sandbox",
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (no usage block) pointing at --help."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see: {self.prog} --help)\n")
+
+
+def parser(prog: str = "python -m dreams_sms.sandbox") -> argparse.ArgumentParser:
+    p = _OneLineParser(
+        prog=prog,
         description="A local Dreams SMS provider: stateful, with fault injection.",
     )
     p.add_argument("--host", default="127.0.0.1", help="bind address (0.0.0.0 in a container)")
-    p.add_argument("--port", type=int, default=8025)
+    p.add_argument("--port", type=int, default=8025, help="port (default: 8025)")
     p.add_argument("--admin", action="store_true", help="serve the /_sandbox/ admin API")
     p.add_argument(
         "--success-body",
@@ -45,20 +58,27 @@ def parser() -> argparse.ArgumentParser:
                    help="append accepted messages to FILE and reload them at start, so the "
                         "record survives a restart")
     f = p.add_argument_group("faults")
-    f.add_argument("--latency-ms", type=float, default=0.0)
-    f.add_argument("--error-rate", type=float, default=0.0)
+    f.add_argument("--latency-ms", type=float, default=0.0,
+                   help="answer time added to every call, in ms (default: 0)")
+    f.add_argument("--error-rate", type=float, default=0.0,
+                   help="share of calls answered with one of --error-codes (0-1)")
     f.add_argument(
         "--error-codes",
         type=_codes,
         default=[-114, -118],
         help="codes for error faults; write --error-codes=-114,-118 (with '=')",
     )
-    f.add_argument("--error-burst", type=int, default=0)
-    f.add_argument("--hang-rate", type=float, default=0.0)
-    f.add_argument("--hang-s", type=float, default=30.0)
-    f.add_argument("--http5xx-rate", type=float, default=0.0)
-    f.add_argument("--garbled-rate", type=float, default=0.0)
-    f.add_argument("--drop-after-accept-rate", type=float, default=0.0)
+    f.add_argument("--error-burst", type=int, default=0,
+                   help="the next N calls answer with an error code, then the rates apply")
+    f.add_argument("--hang-rate", type=float, default=0.0,
+                   help="share of calls that hang for --hang-s before answering (0-1)")
+    f.add_argument("--hang-s", type=float, default=30.0, help="seconds a hang lasts (default: 30)")
+    f.add_argument("--http5xx-rate", type=float, default=0.0,
+                   help="share of calls answered HTTP 500, 502 or 503 (0-1)")
+    f.add_argument("--garbled-rate", type=float, default=0.0,
+                   help="share of calls answered with a body no parser knows (0-1)")
+    f.add_argument("--drop-after-accept-rate", type=float, default=0.0,
+                   help="share of sends accepted, then the connection dropped (0-1)")
     f.add_argument(
         "--fault-endpoints",
         type=_names,
@@ -68,8 +88,8 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, prog: str = "python -m dreams_sms.sandbox") -> int:
+    args = parser(prog).parse_args(argv)
     try:
         faults = Faults(
             latency_ms=args.latency_ms,
@@ -84,19 +104,29 @@ def main(argv: Sequence[str] | None = None) -> int:
             endpoints=args.fault_endpoints,
         )
     except ValueError as exc:
-        print(f"invalid fault settings: {exc}", file=sys.stderr)
+        print(f"error: invalid fault settings: {exc}", file=sys.stderr)
         return 2
-    run(
-        host=args.host,
-        port=args.port,
-        admin=args.admin,
-        faults=faults,
-        success_body=args.success_body,
-        token_ttl=args.token_ttl,
-        seed_demo=args.seed_demo,
-        seed=args.seed,
-        journal=args.journal,
-    )
+    try:
+        run(
+            host=args.host,
+            port=args.port,
+            admin=args.admin,
+            faults=faults,
+            success_body=args.success_body,
+            token_ttl=args.token_ttl,
+            seed_demo=args.seed_demo,
+            seed=args.seed,
+            journal=args.journal,
+        )
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            print(f"error: port {args.port} is already in use; pick another with --port",
+                  file=sys.stderr)
+        else:
+            where = f" ({exc.filename})" if exc.filename else ""
+            print(f"error: cannot start the sandbox on {args.host}:{args.port}: "
+                  f"{exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
     return 0
 
 
