@@ -19,6 +19,7 @@ import ssl
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import date
+from functools import partial
 from typing import TypeVar
 from urllib.parse import urlsplit
 
@@ -316,12 +317,17 @@ class DreamsClient:
             "location_url": location_url,
         })
         form = {"to": to, "message": message, "sender": sender, **options}
-        return self._call("sendsms", form, parse_send)
+        recipients = [n.strip() for n in to.split(",")]
+        return self._call("sendsms", form, partial(parse_send, recipients=recipients))
 
     def send_multi(self, sender: str, items: Sequence[tuple[str, str]]) -> SendResult:
-        """Several (number, text) pairs in one call, `to` shaped per `multi_format`."""
+        """Several (number, text) pairs in one call, `to` shaped per `multi_format`.
+
+        The result's `confirmed` is aligned with `items`: see `SendResult`.
+        """
         form = {"sender": sender, "to": multi_payload(items, self.settings.multi_format)}
-        return self._call("sendsms_multi", form, parse_send)
+        recipients = [str(number) for number, _ in items]
+        return self._call("sendsms_multi", form, partial(parse_send, recipients=recipients))
 
     # -- plumbing --------------------------------------------------------
 

@@ -126,8 +126,8 @@ def make(*answers, token=None, on_call=None, **changes) -> tuple[DreamsClient, F
             lambda c: c.send("966500000001", "hi", "Dreams"),
             "sendsms",
             {"to": "966500000001", "message": "hi", "sender": "Dreams"},
-            "Result:1",
-            SendResult("Result:1"),
+            "Result: Success",
+            SendResult("Result: Success", recipients=("966500000001",), confirmed=(True,)),
         ),
     ],
 )
@@ -204,7 +204,7 @@ def test_usersender_no_sender_is_an_empty_list():
 
 
 def test_all_send_options_are_sent_with_the_providers_spelling():
-    client, adapter = make((200, "Result"))
+    client, adapter = make((200, "Result:Success"))
     client.send(
         "966500000001",
         "Meeting",
@@ -284,7 +284,7 @@ def test_bad_options_fail_before_any_request(options, field):
 def test_is_calander_zero_and_bool_mean_no_invitation():
     # Options are checked by validate.check_options, the one rule set for the
     # producer, the CLI and the client: a false is_calander is simply left out.
-    client, adapter = make((200, "Result"), (200, "Result"))
+    client, adapter = make((200, "Result:Success"), (200, "Result:Success"))
     client.send("966500000001", "hi", "Dreams", is_calander=0)
     assert "is_calander" not in adapter.form
     client.send("966500000001", "hi", "Dreams", is_calander=False,
@@ -298,9 +298,9 @@ def test_is_calander_zero_and_bool_mean_no_invitation():
 
 
 def test_multi_list_shape_is_the_reference_and_keeps_arabic():
-    client, adapter = make((200, "Result"))
+    client, adapter = make((200, "Result:Success"))
     result = client.send_multi("Dreams", [("966500000001", "مرحبا"), ("966500000002", "B")])
-    assert result.body == "Result"
+    assert result.body == "Result:Success"
     assert adapter.sent[-1][0].url == f"{BASE}/sendsms_multi"
     form = adapter.form
     assert (form["sender"], form["user"], form["secret_key"]) == ("Dreams", "demo", KEY)
@@ -538,7 +538,7 @@ def test_tls_certificate_failure_is_unreachable_but_a_tls_reset_after_sending_is
 def test_on_call_hook_sees_endpoint_duration_and_outcome():
     calls: list[tuple[str, float, str]] = []
     client, _ = make(
-        (200, "Result"),
+        (200, "Result:Success"),
         (200, "-113"),
         (503, ""),
         (200, "??"),
@@ -564,8 +564,8 @@ def test_a_broken_hook_does_not_break_the_call():
     def boom(*_):
         raise RuntimeError("metrics down")
 
-    client, _ = make((200, "Result"), on_call=boom)
-    assert client.send("966500000001", "hi", "Dreams").body == "Result"
+    client, _ = make((200, "Result:Success"), on_call=boom)
+    assert client.send("966500000001", "hi", "Dreams").body == "Result:Success"
 
 
 # -- secrets ---------------------------------------------------------------------
@@ -784,7 +784,7 @@ def test_senders_list_and_its_codes(sandbox, admin, client):
 @pytest.mark.parametrize("endpoint", ["sendsms", "sendsms_multi"])
 def test_send_success_is_recorded(client, admin, endpoint):
     result = send_one(client, endpoint)
-    assert result == SendResult("Result:Success")
+    assert result.body == "Result:Success" and result.all_confirmed
     recorded = [(m["to"], m["sender"]) for m in admin.messages()]
     expected = [(OK_NUMBER, "Dreams")]
     if endpoint == "sendsms_multi":
@@ -878,9 +878,26 @@ def test_other_success_bodies(profile, body):
         result = c.send_multi("Dreams", [(OK_NUMBER, "a"), (OTHER_NUMBER, "b")])
         messages = testing.SandboxAdmin(srv.url).messages()
     if body is not None:
-        assert result == SendResult(body)
+        assert result.body == body
     else:
         assert result.ids == {m["to"]: m["sms_id"] for m in messages}
+    assert result.recipients == (OK_NUMBER, OTHER_NUMBER)
+    assert result.confirmed == (True, True)
+
+
+def test_a_listing_without_some_recipients_leaves_them_unconfirmed():
+    client, _ = make((200, "77:966500000001\n78:966500000003"))
+    result = client.send_multi(
+        "Dreams", [("966500000001", "a"), ("966500000002", "b"), ("966500000003", "c")]
+    )
+    assert result.confirmed == (True, False, True) and result.unconfirmed == (1,)
+
+
+def test_a_comma_list_send_is_checked_per_number():
+    client, _ = make((200, "77:966500000001"))
+    result = client.send("966500000001,966500000002", "hi", "Dreams")
+    assert result.recipients == ("966500000001", "966500000002")
+    assert result.confirmed == (True, False)
 
 
 # faults: each kind maps to one exception class
