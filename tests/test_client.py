@@ -35,20 +35,24 @@ from urllib3.exceptions import (
     SSLError,
 )
 
-from dreams_sms.client import DreamsClient, _transport_error, multi_payload
+from dreams_sms.client import DreamsClient, _transport_error, multi_payload, parse_retry_after
 from dreams_sms.config import Secret, Settings
 from dreams_sms.errors import (
     ConfigError,
     DreamsError,
     GarbledResponse,
+    HttpRefused,
     InvalidOption,
+    NotAccepted,
     OAuthError,
     OutcomeUnknown,
     ProviderError,
     ProviderUnreachable,
+    Refusal,
     ServerError,
 )
 from dreams_sms.responses import SenderInfo, SendResult
+from dreams_sms.retry import is_transient
 
 KEY = "k3y-very-secret"
 TOKEN = "tok-abc.def-123"
@@ -180,9 +184,10 @@ def test_base_url_trailing_slash_is_tolerated():
 
 def test_no_redirects_are_followed():
     client, adapter = make((302, ""))
-    with pytest.raises(GarbledResponse):
+    with pytest.raises(HttpRefused) as info:
         client.send("966500000001", "hi", "Dreams")
     assert len(adapter.sent) == 1  # a redirected POST would arrive as a GET without a body
+    assert info.value.location == "https://provider.test/elsewhere"
 
 
 def test_default_session_never_retries():
@@ -351,12 +356,113 @@ def test_5xx_is_server_error_with_status(status):
     assert not info.value.ambiguous
 
 
-@pytest.mark.parametrize("status", [201, 204, 301, 404, 405, 429])
-def test_other_http_statuses_are_garbled(status):
+@pytest.mark.parametrize("status", [201, 204, 299, 100, 600])
+def test_other_2xx_and_odd_statuses_are_garbled(status):
     client, _ = make((status, "-113"))
     with pytest.raises(GarbledResponse) as info:
         client.send("966500000001", "hi", "Dreams")
     assert str(status) in info.value.detail
+
+
+@pytest.mark.parametrize(
+    ("status", "kind", "retryable"),
+    [
+        (301, Refusal.CONFIGURATION, False),
+        (302, Refusal.CONFIGURATION, False),
+        (307, Refusal.CONFIGURATION, False),
+        (308, Refusal.CONFIGURATION, False),
+        (400, Refusal.CONFIGURATION, False),
+        (401, Refusal.CONFIGURATION, False),
+        (403, Refusal.CONFIGURATION, False),
+        (404, Refusal.CONFIGURATION, False),
+        (405, Refusal.CONFIGURATION, False),
+        (413, Refusal.TOO_LARGE, False),
+        (408, Refusal.RETRYABLE, True),
+        (429, Refusal.RETRYABLE, True),
+    ],
+)
+def test_3xx_and_4xx_are_certain_refusals(status, kind, retryable):
+    client, _ = make((status, "<html>nope</html>"))
+    with pytest.raises(HttpRefused) as info:
+        client.send_multi("Dreams", [("966500000001", "hi")])
+    exc = info.value
+    assert (exc.status, exc.kind, exc.retryable) == (status, kind, retryable)
+    assert not exc.ambiguous and isinstance(exc, NotAccepted)
+    assert not isinstance(exc, OutcomeUnknown)
+    assert exc.endpoint == "sendsms_multi" and str(status) in str(exc)
+    assert is_transient(exc) is retryable
+    assert pickle.loads(pickle.dumps(exc)).kind == kind
+
+
+class _RedirectAdapter(HTTPAdapter):
+    def send(self, request, **kwargs):
+        response = requests.Response()
+        response.status_code = 301
+        response._content = b""
+        response.headers["Location"] = "https://u:pw-9@provider.test/index.php/api/sendsms?x=1"
+        response.request, response.url = request, request.url
+        return response
+
+
+def test_a_301_to_https_names_the_location_without_secrets():
+    session = requests.Session()
+    session.mount("http://", _RedirectAdapter())
+    settings = Settings(user="demo", secret_key=Secret(KEY),
+                        base_url="http://provider.test/index.php/api")
+    with pytest.raises(HttpRefused) as info:
+        DreamsClient(settings, session=session).send("966500000001", "hi", "Dreams")
+    exc = info.value
+    assert exc.status == 301 and exc.is_configuration and not exc.retryable
+    assert exc.location == "https://u:***@provider.test/index.php/api/sendsms?x=1"
+    assert "https://u:***@provider.test" in str(exc) and "pw-9" not in str(exc)
+
+
+class _HeaderAdapter(FakeAdapter):
+    def __init__(self, status, headers):
+        super().__init__((status, ""))
+        self.extra = headers
+
+    def send(self, request, **kwargs):
+        response = super().send(request, **kwargs)
+        response.headers.update(self.extra)
+        return response
+
+
+def _with_headers(status, headers):
+    session = requests.Session()
+    session.mount("https://", _HeaderAdapter(status, headers))
+    return DreamsClient(Settings(user="demo", secret_key=Secret(KEY), base_url=BASE),
+                        session=session)
+
+
+def test_429_carries_retry_after_in_seconds():
+    with pytest.raises(HttpRefused) as info:
+        _with_headers(429, {"Retry-After": "120"}).balance()
+    assert info.value.retry_after == 120.0 and info.value.retryable
+
+
+def test_503_retry_after_as_an_http_date():
+    import email.utils
+    import time
+
+    when = email.utils.formatdate(time.time() + 90, usegmt=True)
+    with pytest.raises(ServerError) as info:
+        _with_headers(503, {"Retry-After": when}).balance()
+    assert 80 <= info.value.retry_after <= 91
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [("5", 5.0), (" 2.5 ", 2.5), ("0", 0.0), ("-3", None), ("soon", None), ("nan", None),
+     ("", None), (None, None), ("99999999", 86_400.0),
+     ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0)],
+)
+def test_parse_retry_after(value, seconds):
+    assert parse_retry_after(value) == seconds
+
+
+def test_parse_retry_after_http_date_is_relative_to_now():
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:30 GMT", now=1445412480.0) == 30.0
 
 
 def test_refused_bearer_token_is_an_oauth_error():
@@ -956,9 +1062,11 @@ def test_injected_error_codes_are_provider_errors(client, admin):
         assert info.value.code in (-114, -118) and info.value.retryable
 
 
-def test_unknown_endpoint_page_is_garbled(sandbox, admin):
-    with live(sandbox, base_url=sandbox.url + "/nowhere") as c, pytest.raises(GarbledResponse):
-        c.balance()
+def test_unknown_endpoint_page_is_a_configuration_refusal(sandbox, admin):
+    with live(sandbox, base_url=sandbox.url + "/nowhere") as c, pytest.raises(HttpRefused) as info:
+        c.send("966500000001", "hi", "Dreams")
+    assert info.value.status == 404 and info.value.is_configuration
+    assert admin.messages() == []
 
 
 def test_a_stopped_provider_is_unreachable():

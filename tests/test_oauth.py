@@ -19,6 +19,7 @@ from dreams_sms.errors import (
     ConfigError,
     DreamsError,
     GarbledResponse,
+    HttpRefused,
     OAuthError,
     OutcomeUnknown,
     ProviderError,
@@ -143,14 +144,22 @@ def test_oauth_error_without_json_still_names_the_status():
         (200, "[]"),
         (200, '{"token_type": "Bearer"}'),
         (200, '{"access_token": "a", "expires_in": "soon"}'),
-        (302, ""),
-        (404, ""),
+        (201, "{}"),
     ],
 )
 def test_unreadable_token_answers_are_garbled(answer):
     oauth, _ = make(answer)
     with pytest.raises(GarbledResponse):
         oauth.generate()
+
+
+@pytest.mark.parametrize(("status", "retryable"), [(302, False), (404, False), (429, True)])
+def test_token_endpoint_refusals_are_certain(status, retryable):
+    oauth, _ = make((status, ""))
+    with pytest.raises(HttpRefused) as info:
+        oauth.generate()
+    assert info.value.status == status and info.value.retryable is retryable
+    assert not info.value.ambiguous
 
 
 def test_transport_is_mapped_like_the_client():
