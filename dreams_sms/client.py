@@ -57,7 +57,7 @@ from .errors import (
     ServerError,
     ValidationError,
 )
-from .redact import SECRET_NAMES, redact, redact_url
+from .redact import REQUEST_SECRET_NAMES, redact, redact_url
 from .responses import (
     SenderInfo,
     SendResult,
@@ -418,7 +418,7 @@ class DreamsClient:
                 headers["Authorization"] = f"Bearer {token}"
                 secrets.append(token)
         form.update(fields)
-        secrets += [v for k, v in form.items() if k in SECRET_NAMES]
+        secrets += [v for k, v in form.items() if k in REQUEST_SECRET_NAMES]
         answer = post_form(
             self._session,
             f"{self.base_url}/{endpoint}",
