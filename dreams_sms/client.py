@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import date
 from functools import partial
 from typing import NamedTuple, TypeVar
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote_plus, urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -78,9 +78,11 @@ __all__ = [
     "SendResult",
     "SenderInfo",
     "check_status",
+    "multi_slices",
     "new_session",
     "parse_retry_after",
     "post_form",
+    "split_multi",
 ]
 
 log = logging.getLogger(__name__)
@@ -109,6 +111,11 @@ MAX_RETRY_AFTER = 86_400.0
 #: Statuses that ask us to come back later, and those that say the body was too big.
 _LATER = frozenset({408, 425, 429})
 _TOO_LARGE = frozenset({413, 414, 431})
+#: The largest sendsms_multi form body we build. The provider documents no limit;
+#: PHP's and proxies' common defaults start around 1 MiB, so a quarter of that is safe.
+MAX_MULTI_BYTES = 256 * 1024
+#: Room left for the other fields of the form (user, secret_key, sender, names).
+MULTI_FORM_OVERHEAD = 1024
 
 
 class Answer(NamedTuple):
@@ -589,6 +596,69 @@ def multi_payload(items: Sequence[tuple[str, str]], shape: str = "list") -> str:
     else:
         raise InvalidOption(f"unknown multi_format {shape!r}", field="multi_format")
     return json.dumps(value, ensure_ascii=False)
+
+
+def multi_slices(
+    items: Sequence[tuple[str, str]],
+    *,
+    max_count: int,
+    max_bytes: int = MAX_MULTI_BYTES,
+    shape: str = "list",
+    overhead: int = MULTI_FORM_OVERHEAD,
+) -> list[slice]:
+    """Consecutive slices of `items`, each one sendsms_multi call: at most
+    `max_count` pairs and at most `max_bytes` of url-encoded form body.
+
+    The size is exact for the `to` field that `multi_payload(items[s], shape)`
+    builds (the form is sent url-encoded, so an Arabic character costs 6 bytes
+    and an emoji 12); `overhead` is reserved for the other fields. A pair too
+    big for any call on its own gets a slice of its own rather than being
+    dropped: the provider then answers for it (413 is `HttpRefused`, too_large).
+    Order is kept and every item is in exactly one slice.
+    """
+    if max_count < 1:
+        raise ValueError("max_count must be at least 1")
+    if shape not in ("list", "object"):
+        raise InvalidOption(f"unknown multi_format {shape!r}", field="multi_format")
+    budget = max_bytes - overhead - len("to=") - 2 * len(quote_plus("["))  # brackets
+    separator = len(quote_plus(", "))
+    out: list[slice] = []
+    start, used = 0, 0
+    for i, (number, text) in enumerate(items):
+        size = _encoded_item(str(number), str(text), shape)
+        count = i - start
+        if count and (count >= max_count or used + separator + size > budget):
+            out.append(slice(start, i))
+            start, used = i, 0
+            count = 0
+        used += size + (separator if count else 0)
+    if start < len(items):
+        out.append(slice(start, len(items)))
+    return out
+
+
+def split_multi(
+    items: Sequence[tuple[str, str]],
+    *,
+    max_count: int,
+    max_bytes: int = MAX_MULTI_BYTES,
+    shape: str = "list",
+    overhead: int = MULTI_FORM_OVERHEAD,
+) -> list[list[tuple[str, str]]]:
+    """`items` cut into sendsms_multi batches; see `multi_slices` for the limits."""
+    slices = multi_slices(
+        items, max_count=max_count, max_bytes=max_bytes, shape=shape, overhead=overhead
+    )
+    return [list(items[s]) for s in slices]
+
+
+def _encoded_item(number: str, text: str, shape: str) -> int:
+    """Url-encoded length of one pair as `multi_payload` writes it, without separators."""
+    if shape == "list":
+        piece = json.dumps([{"to": number, "message": text}], ensure_ascii=False)
+    else:
+        piece = f"{json.dumps(number, ensure_ascii=False)}: {json.dumps(text, ensure_ascii=False)}"
+    return len(quote_plus(piece))
 
 
 def _is_date(value: str) -> bool:

@@ -15,9 +15,12 @@ from urllib.parse import urlsplit
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumber, PhoneNumberFormat, PhoneNumberType
 
+from . import segments as seg
 from .errors import InvalidNumber, InvalidOption, InvalidText, ValidationError
 
 DEFAULT_MAX_TEXT_LENGTH = 1_530
+#: The provider bills per segment; ten is already a long, expensive message.
+DEFAULT_MAX_SEGMENTS = 10
 REMINDER_TEXT_MAX = 160
 LOCATION_URL_MAX = 2_000
 REMINDER_MAX = 999_999_999  # minutes; only there to keep absurd values out
@@ -163,11 +166,19 @@ def normalize_number(raw: str | int) -> str:
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
-def check_text(text: object, *, max_length: int = DEFAULT_MAX_TEXT_LENGTH) -> str:
+def check_text(
+    text: object,
+    *,
+    max_length: int = DEFAULT_MAX_TEXT_LENGTH,
+    max_segments: int = DEFAULT_MAX_SEGMENTS,
+) -> str:
     """The message text, unchanged, if the provider can carry it.
 
     Bytes are accepted when valid UTF-8 (files and queues hand us bytes);
-    everything else that is not a str is refused rather than str()'d.
+    everything else that is not a str is refused rather than str()'d. The cap
+    that matters is `max_segments` (DREAMS_MAX_SEGMENTS): 1,530 Latin characters
+    are 10 segments but 1,530 Arabic ones are 23, each billed. `max_length`
+    (characters) stays as a cheap first guard.
     """
     if isinstance(text, bytes | bytearray):
         try:
@@ -202,7 +213,37 @@ def check_text(text: object, *, max_length: int = DEFAULT_MAX_TEXT_LENGTH) -> st
             f"{exc.start} ({n} characters)",
             field="text",
         ) from None
+    if not _surely_fits(n, max_segments):
+        check_segments(text, max_segments)
     return text
+
+
+def check_segments(text: str, max_segments: int = DEFAULT_MAX_SEGMENTS) -> int:
+    """The segments `text` costs, or `InvalidText` naming the count when over the cap.
+
+    Counted by `segments.segments`, as the provider bills: GSM-7 160/153 septets
+    (extension characters count two), otherwise UCS-2 70/67 UTF-16 units (an
+    emoji counts two).
+    """
+    count = seg.segments(text)
+    if count > max_segments:
+        if seg.is_gsm7(text):
+            size = f"GSM-7, {seg.septets(text)} septets"
+        else:
+            size = f"UCS-2, {seg.ucs2_units(text)} UTF-16 units"
+        raise InvalidText(
+            f"text is too long: {count} segments ({size}, {len(text)} characters), "
+            f"the limit is {max_segments}",
+            field="text",
+        )
+    return count
+
+
+def _surely_fits(n: int, max_segments: int) -> bool:
+    """True when n characters fit the cap whatever they are (2 UCS-2 units at
+    worst, 67 a part), so most texts skip the count."""
+    worst = 2 * n
+    return worst <= seg.UCS2_SINGLE or -(-worst // seg.UCS2_PART) <= max_segments
 
 
 # ---------------------------------------------------------------- options

@@ -23,6 +23,8 @@ from urllib.parse import parse_qs
 
 import pytest
 import requests
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import (
     ConnectTimeoutError,
@@ -35,7 +37,14 @@ from urllib3.exceptions import (
     SSLError,
 )
 
-from dreams_sms.client import DreamsClient, _transport_error, multi_payload, parse_retry_after
+from dreams_sms.client import (
+    DreamsClient,
+    _transport_error,
+    multi_payload,
+    multi_slices,
+    parse_retry_after,
+    split_multi,
+)
 from dreams_sms.config import Secret, Settings
 from dreams_sms.errors import (
     ConfigError,
@@ -1120,3 +1129,70 @@ def test_hook_labels_over_http(sandbox, admin):
         with pytest.raises(ServerError):
             c.send(OK_NUMBER, "hi", "Dreams")
     assert seen == ["chk_balance:ok", "sendsms:server_error"]
+
+
+# -- batching for sendsms_multi ------------------------------------------------------
+
+
+def _form_bytes(items, shape="list") -> int:
+    from urllib.parse import urlencode
+
+    return len(urlencode({"to": multi_payload(items, shape)}))
+
+
+@pytest.mark.parametrize("shape", ["list", "object"])
+def test_multi_slices_size_is_exact_for_the_to_field(shape):
+    items = [(f"9665000000{i:02d}", t) for i, t in enumerate(["hi", "مرحبا بك", "😀 x", 'a"&b+'])]
+    for n in range(1, len(items) + 1):
+        exact = _form_bytes(items[:n], shape)
+        fits = multi_slices(items[:n], max_count=100, max_bytes=exact, shape=shape, overhead=0)
+        assert fits == [slice(0, n)]
+        split = multi_slices(items[:n], max_count=100, max_bytes=exact - 1, shape=shape,
+                             overhead=0)
+        assert len(split) == (2 if n > 1 else 1)
+
+
+def test_multi_slices_bound_count_and_bytes_and_keep_order():
+    arabic = "م" * 670  # 10 segments, ~8 KB once url-encoded
+    items = [(f"9665{i:08d}", arabic if i % 3 else "short") for i in range(200)]
+    slices = multi_slices(items, max_count=50, max_bytes=64 * 1024)
+    assert [i for s in slices for i in range(len(items))[s]] == list(range(200))
+    for s in slices:
+        chunk = items[s]
+        assert 1 <= len(chunk) <= 50
+        assert _form_bytes(chunk) + 1024 <= 64 * 1024
+    assert len(slices) > 4  # bytes, not the count, were the bound here
+    assert split_multi(items, max_count=50, max_bytes=64 * 1024) == [items[s] for s in slices]
+
+
+def test_multi_slices_count_bound_alone():
+    items = [(f"9665{i:08d}", "hi") for i in range(7)]
+    assert multi_slices(items, max_count=3) == [slice(0, 3), slice(3, 6), slice(6, 7)]
+    assert multi_slices([], max_count=3) == []
+
+
+def test_an_item_too_big_for_any_call_gets_its_own_slice():
+    items = [("966500000001", "a"), ("966500000002", "م" * 5000), ("966500000003", "b")]
+    assert multi_slices(items, max_count=10, max_bytes=4096) == [
+        slice(0, 1), slice(1, 2), slice(2, 3)]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.tuples(st.from_regex(r"9665[0-9]{8}", fullmatch=True), st.text(min_size=1,
+             max_size=300).filter(lambda t: not any(0xD800 <= ord(c) <= 0xDFFF for c in t))),
+             max_size=40),
+    st.integers(min_value=1, max_value=15),
+    st.integers(min_value=2000, max_value=20000),
+    st.sampled_from(["list", "object"]),
+)
+def test_multi_slices_property(items, max_count, max_bytes, shape):
+    if shape == "object":
+        items = list(dict(items).items())
+    slices = multi_slices(items, max_count=max_count, max_bytes=max_bytes, shape=shape)
+    assert [i for s in slices for i in range(len(items))[s]] == list(range(len(items)))
+    for s in slices:
+        chunk = items[s]
+        assert 1 <= len(chunk) <= max_count
+        if len(chunk) > 1:
+            assert _form_bytes(chunk, shape) + 1024 <= max_bytes

@@ -15,6 +15,7 @@ from dreams_sms.validate import (
     SENDSMS_OPTIONS,
     _parse,
     check_options,
+    check_segments,
     check_sender,
     check_text,
     normalize_number,
@@ -277,6 +278,57 @@ def test_text_refused(text, reason):
     with pytest.raises(InvalidText, match=reason) as info:
         check_text(text)
     assert info.value.field == "text"
+
+
+@pytest.mark.parametrize(
+    ("text", "count"),
+    [
+        ("x" * 1530, 10),  # GSM-7: 10 x 153
+        ("م" * 670, 10),  # UCS-2: 10 x 67
+        ("😀" * 335, 10),  # an emoji is two UTF-16 units
+        ("€" * 765, 10),  # an extension character is two septets
+        ("مرحبا", 1),
+    ],
+)
+def test_texts_up_to_ten_segments_are_accepted(text, count):
+    assert check_text(text) == text
+    assert check_segments(text) == count
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("م" * 671, "11 segments \\(UCS-2, 671 UTF-16 units, 671 characters\\), the limit is 10"),
+        ("😀" * 336, "11 segments \\(UCS-2, 672 UTF-16 units, 336 characters\\)"),
+        ("€" * 766, "11 segments \\(GSM-7, 1532 septets, 766 characters\\)"),
+        ("a" * 1000 + "م", "15 segments \\(UCS-2"),
+    ],
+)
+def test_texts_over_the_segment_cap_are_refused_naming_the_count(text, reason):
+    with pytest.raises(InvalidText, match=reason) as info:
+        check_text(text)
+    assert info.value.field == "text"
+
+
+def test_segment_cap_is_a_parameter():
+    assert check_text("م" * 134, max_segments=2)
+    with pytest.raises(InvalidText, match=r"3 segments .* the limit is 2"):
+        check_text("م" * 135, max_segments=2)
+    with pytest.raises(InvalidText, match="2 segments"):
+        check_text("x" * 161, max_segments=1)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(min_size=1, max_size=800), st.integers(min_value=1, max_value=12))
+def test_segment_cap_agrees_with_the_segments_module(text, cap):
+    from dreams_sms.segments import segments
+
+    try:
+        check_text(text, max_length=10_000, max_segments=cap)
+    except InvalidText as exc:
+        assert "segments" not in str(exc) or segments(text) > cap
+        return
+    assert segments(text) <= cap
 
 
 def test_text_max_length_is_a_parameter():
