@@ -28,6 +28,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8025)
     p.add_argument("--admin", action="store_true", help="serve the /_sandbox/ admin API")
     p.add_argument(
+        "--admin-token",
+        default=None,
+        metavar="TOKEN",
+        help="require TOKEN in the X-Sandbox-Admin-Token header on every admin route "
+        "(default: $DREAMS_SANDBOX_ADMIN_TOKEN; prefer the variable, arguments show in ps)",
+    )
+    p.add_argument(
         "--success-body",
         choices=SUCCESS_BODIES,
         default="result",
@@ -96,6 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed_demo=args.seed_demo,
         seed=args.seed,
         journal=args.journal,
+        admin_token=args.admin_token,
     )
     return 0
 

@@ -487,6 +487,19 @@ class Sandbox:
                 account.allowed_ips, account.networks = list(allowed_ips), networks
             return self.account(user)
 
+    def add_oauth_client(
+        self, client_id: object, client_secret: object, *, user: object = DEMO_USER
+    ) -> dict[str, str]:
+        """Register (or re-key) an OAuth client for `user`; the answer never shows the secret."""
+        for name, value in (("client_id", client_id), ("client_secret", client_secret),
+                            ("user", user)):
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"{name} must be a non-empty string")
+        with self._lock:
+            self._account(str(user))
+            self._issuer.add_client(str(client_id), str(client_secret), str(user))
+            return {"client_id": str(client_id), "user": str(user)}
+
     def set_balance(self, value: float, user: str = DEMO_USER) -> float:
         with self._lock:
             account = self._account(user)
