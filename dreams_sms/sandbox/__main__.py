@@ -66,6 +66,12 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--http5xx-rate", type=float, default=0.0)
     f.add_argument("--garbled-rate", type=float, default=0.0)
     f.add_argument("--drop-after-accept-rate", type=float, default=0.0)
+    f.add_argument("--refuse-rate", type=float, default=0.0,
+                   help="share of calls answered HTTP 429 with Retry-After (nothing accepted)")
+    f.add_argument("--refuse-retry-after", type=float, default=1.0)
+    f.add_argument("--partial-rate", type=float, default=0.0,
+                   help="share of sends accepted in full but answered with ids for all "
+                        "recipients except the last")
     f.add_argument(
         "--fault-endpoints",
         type=_names,
@@ -88,6 +94,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             http5xx_rate=args.http5xx_rate,
             garbled_rate=args.garbled_rate,
             drop_after_accept_rate=args.drop_after_accept_rate,
+            refuse_rate=args.refuse_rate,
+            refuse_retry_after=args.refuse_retry_after,
+            partial_rate=args.partial_rate,
             endpoints=args.fault_endpoints,
         )
     except ValueError as exc:

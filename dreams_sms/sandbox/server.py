@@ -267,7 +267,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             _shutdown(self.connection)
             return
-        self._send(outcome.status, outcome.body, outcome.content_type)
+        self._send(outcome.status, outcome.body, outcome.content_type, extra=outcome.headers)
 
     def _not_found(self) -> None:
         self._send(404, b"<html><body><h1>404 Not Found</h1></body></html>", "text/html")
@@ -275,7 +275,15 @@ class _Handler(BaseHTTPRequestHandler):
     def _json(self, status: int, data: Any) -> None:
         self._send(status, json.dumps(data, ensure_ascii=False).encode(), _JSON)
 
-    def _send(self, status: int, body: bytes, ctype: str, *, no_store: bool = False) -> None:
+    def _send(
+        self,
+        status: int,
+        body: bytes,
+        ctype: str,
+        *,
+        no_store: bool = False,
+        extra: tuple[tuple[str, str], ...] = (),
+    ) -> None:
         """Head and body in one write: two small writes on a kept-alive socket
         would meet delayed ACKs and cost 40 ms each."""
         head = (
@@ -286,6 +294,8 @@ class _Handler(BaseHTTPRequestHandler):
         )
         if no_store:
             head += "Cache-Control: no-store\r\n"
+        for name, value in extra:
+            head += f"{name}: {value}\r\n"
         if self.close_connection:
             head += "Connection: close\r\n"
         self.wfile.write(head.encode("latin-1") + b"\r\n" + body)
