@@ -5,22 +5,28 @@ decision (tenacity there), because only the caller knows whether a send may be
 repeated. What the client does own is the classification of every failure:
 `_transport_error` is the one place where requests/urllib3 exceptions become
 `ProviderUnreachable` (never reached the provider: safe to retry),
-`OutcomeUnknown` (sent, no answer: may have landed) or `ServerError`.
+`OutcomeUnknown` (sent, no answer: may have landed) or `ServerError`; and
+`check_status` is the one place where a non-200 HTTP answer becomes a certain
+refusal (`HttpRefused`, `ServerError`, `OAuthError`), because the provider
+itself always answers 200.
 """
 
 from __future__ import annotations
 
+import email.utils
 import http.client
 import json
 import logging
+import math
 import re
 import socket
 import ssl
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import date
-from typing import TypeVar
-from urllib.parse import urlsplit
+from functools import partial
+from typing import NamedTuple, TypeVar
+from urllib.parse import quote_plus, urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -41,15 +47,17 @@ from .errors import (
     ConfigError,
     DreamsError,
     GarbledResponse,
+    HttpRefused,
     InvalidOption,
     OAuthError,
     OutcomeUnknown,
     ProviderError,
     ProviderUnreachable,
+    Refusal,
     ServerError,
     ValidationError,
 )
-from .redact import SECRET_NAMES, redact, redact_url
+from .redact import REQUEST_SECRET_NAMES, redact, redact_url
 from .responses import (
     SenderInfo,
     SendResult,
@@ -63,7 +71,19 @@ from .responses import (
 )
 from .validate import check_options
 
-__all__ = ["CallHook", "DreamsClient", "SendResult", "SenderInfo", "new_session", "post_form"]
+__all__ = [
+    "Answer",
+    "CallHook",
+    "DreamsClient",
+    "SendResult",
+    "SenderInfo",
+    "check_status",
+    "multi_slices",
+    "new_session",
+    "parse_retry_after",
+    "post_form",
+    "split_multi",
+]
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +97,7 @@ OUTCOMES = (
     "server_error",
     "unknown",
     "garbled",
+    "refused",
     "oauth_error",
     "invalid",
     "error",
@@ -84,6 +105,25 @@ OUTCOMES = (
 USER_AGENT = f"dreams-sms/{__version__}"
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
 _TIME = re.compile(r"(?:[01][0-9]|2[0-3]):[0-5][0-9]", re.ASCII)
+_SECONDS = re.compile(r"[0-9]{1,10}(?:\.[0-9]{1,6})?", re.ASCII)
+#: The longest Retry-After we take literally; beyond it a day is as good as forever.
+MAX_RETRY_AFTER = 86_400.0
+#: Statuses that ask us to come back later, and those that say the body was too big.
+_LATER = frozenset({408, 425, 429})
+_TOO_LARGE = frozenset({413, 414, 431})
+#: The largest sendsms_multi form body we build. The provider documents no limit;
+#: PHP's and proxies' common defaults start around 1 MiB, so a quarter of that is safe.
+MAX_MULTI_BYTES = 256 * 1024
+#: Room left for the other fields of the form (user, secret_key, sender, names).
+MULTI_FORM_OVERHEAD = 1024
+
+
+class Answer(NamedTuple):
+    """An HTTP answer read in full: status, body and the headers we act on."""
+
+    status: int
+    body: bytes
+    headers: Mapping[str, str]
 
 
 def new_session(url: str = "https://www.dreams.sa") -> requests.Session:
@@ -111,9 +151,11 @@ def post_form(
     timeout: tuple[float, float],
     headers: Mapping[str, str] | None = None,
     mask: Iterable[str] = (),
-) -> tuple[int, bytes]:
+) -> Answer:
     """POST a form and read the whole answer; every transport failure is mapped.
 
+    Redirects are never followed: a redirected POST arrives as a GET without
+    its form, so `check_status` turns a 3xx into a refusal naming the Location.
     Values in `mask` (our own secrets) are blanked out of the answer, so a
     provider or proxy that echoes the request cannot leak them into an error.
     """
@@ -127,12 +169,19 @@ def post_form(
         )
         with response:
             status, body = response.status_code, response.content
+            headers = {
+                name: redact(value, mask)
+                for name in ("Location", "Retry-After")
+                if (value := response.headers.get(name)) is not None
+            }
+            if "Location" in headers:  # a relative Location, made absolute to be readable
+                headers["Location"] = urljoin(url, headers["Location"])
     except (requests.RequestException, HTTPError, http.client.HTTPException, OSError) as exc:
         raise _transport_error(endpoint, exc) from None
     for secret in mask:
         if len(secret) >= 4:
             body = body.replace(secret.encode(), b"***")
-    return status, body
+    return Answer(status, body, headers)
 
 
 def _transport_error(endpoint: str, exc: BaseException) -> DreamsError:
@@ -316,12 +365,17 @@ class DreamsClient:
             "location_url": location_url,
         })
         form = {"to": to, "message": message, "sender": sender, **options}
-        return self._call("sendsms", form, parse_send)
+        recipients = [n.strip() for n in to.split(",")]
+        return self._call("sendsms", form, partial(parse_send, recipients=recipients))
 
     def send_multi(self, sender: str, items: Sequence[tuple[str, str]]) -> SendResult:
-        """Several (number, text) pairs in one call, `to` shaped per `multi_format`."""
+        """Several (number, text) pairs in one call, `to` shaped per `multi_format`.
+
+        The result's `confirmed` is aligned with `items`: see `SendResult`.
+        """
         form = {"sender": sender, "to": multi_payload(items, self.settings.multi_format)}
-        return self._call("sendsms_multi", form, parse_send)
+        recipients = [str(number) for number, _ in items]
+        return self._call("sendsms_multi", form, partial(parse_send, recipients=recipients))
 
     def ready(self) -> None:
         """Have a valid OAuth token at hand before a send (no-op without OAuth).
@@ -380,8 +434,8 @@ class DreamsClient:
                 headers["Authorization"] = f"Bearer {token}"
                 secrets.append(token)
         form.update(fields)
-        secrets += [v for k, v in form.items() if k in SECRET_NAMES]
-        status, body = post_form(
+        secrets += [v for k, v in form.items() if k in REQUEST_SECRET_NAMES]
+        answer = post_form(
             self._session,
             f"{self.base_url}/{endpoint}",
             endpoint=endpoint,
@@ -390,8 +444,8 @@ class DreamsClient:
             headers=headers,
             mask=secrets,
         )
-        check_status(endpoint, status, body)
-        return parse(endpoint, body)
+        check_status(endpoint, answer.status, answer.body, answer.headers)
+        return parse(endpoint, answer.body)
 
     def _drop_token(self) -> bool:
         """Tell a token holder (see `oauth.TokenHolder.invalidate`) its token was refused."""
@@ -417,18 +471,89 @@ def _token_refused(exc: ProviderError | OAuthError) -> bool:
     return exc.status == 401
 
 
-def check_status(endpoint: str, status: int, body: bytes) -> None:
-    """Non-200 answers. The provider reports its own errors with HTTP 200."""
+def check_status(
+    endpoint: str, status: int, body: bytes, headers: Mapping[str, str] | None = None
+) -> None:
+    """Classify a non-200 answer. The provider reports its own errors with HTTP 200,
+    so any other status comes from the web server or a proxy and says whether
+    the call was processed:
+
+    - 3xx, 4xx: refused before anything was accepted (`HttpRefused`; a 400/401/403
+      with an OAuth JSON body is an `OAuthError`, so a refused token is renewed);
+    - 5xx: `ServerError`, certain and retryable;
+    - other 2xx and anything stranger: processed but unreadable, `GarbledResponse`.
+    """
     if status == 200:
         return
     text = text_of(body)
-    if status >= 500:
-        raise ServerError(endpoint, f"HTTP {status}", status=status)
+    headers = headers or {}
+    if 500 <= status < 600:
+        retry_after = parse_retry_after(headers.get("Retry-After"))
+        raise ServerError(endpoint, f"HTTP {status}", status=status, retry_after=retry_after)
     if status in (400, 401, 403):
         error = _oauth_error(text)
         if error is not None:  # a refused bearer token
             raise OAuthError(endpoint, status, *error)
+    refused = http_refusal(endpoint, status, headers)
+    if refused is not None:
+        raise refused
     raise garbled(endpoint, f"unexpected HTTP {status}", text)
+
+
+def http_refusal(
+    endpoint: str, status: int, headers: Mapping[str, str] | None = None
+) -> HttpRefused | None:
+    """The certain refusal a 3xx or 4xx status means, None for any other status."""
+    headers = headers or {}
+    if 300 <= status < 400:
+        location = headers.get("Location")
+        where = redact_url(location)[:300] if location else None
+        detail = f"HTTP {status} redirect"
+        if where:
+            detail += f" to {where}"
+        detail += " not followed (a POST must not be redirected): fix the provider URL"
+        return HttpRefused(endpoint, detail, status, Refusal.CONFIGURATION, location=where)
+    if not 400 <= status < 500:
+        return None
+    retry_after = parse_retry_after(headers.get("Retry-After"))
+    if status in _LATER:
+        kind = Refusal.RETRYABLE
+        detail = f"HTTP {status}: asked to come back later"
+        if retry_after is not None:
+            detail += f" (Retry-After {retry_after:g} s)"
+    elif status in _TOO_LARGE:
+        kind, detail = Refusal.TOO_LARGE, f"HTTP {status}: the request is too large"
+    else:
+        kind = Refusal.CONFIGURATION
+        detail = f"HTTP {status} {_reason(status)}: check the provider URL, credentials and IP"
+    return HttpRefused(endpoint, detail, status, kind, retry_after=retry_after)
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date.
+
+    None when absent or unreadable; never negative, never more than a day.
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    if _SECONDS.fullmatch(value):
+        seconds = float(value)
+    else:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when is None or when.tzinfo is None:
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    if not math.isfinite(seconds):
+        return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+def _reason(status: int) -> str:
+    return http.client.responses.get(status, "")
 
 
 def _oauth_error(text: str) -> tuple[str, str] | None:
@@ -453,6 +578,8 @@ def outcome_of(exc: DreamsError) -> str:
         return "unreachable"
     if isinstance(exc, ServerError):
         return "server_error"
+    if isinstance(exc, HttpRefused):
+        return "refused"
     if isinstance(exc, OutcomeUnknown):
         return "unknown"
     if isinstance(exc, OAuthError):
@@ -478,6 +605,69 @@ def multi_payload(items: Sequence[tuple[str, str]], shape: str = "list") -> str:
     else:
         raise InvalidOption(f"unknown multi_format {shape!r}", field="multi_format")
     return json.dumps(value, ensure_ascii=False)
+
+
+def multi_slices(
+    items: Sequence[tuple[str, str]],
+    *,
+    max_count: int,
+    max_bytes: int = MAX_MULTI_BYTES,
+    shape: str = "list",
+    overhead: int = MULTI_FORM_OVERHEAD,
+) -> list[slice]:
+    """Consecutive slices of `items`, each one sendsms_multi call: at most
+    `max_count` pairs and at most `max_bytes` of url-encoded form body.
+
+    The size is exact for the `to` field that `multi_payload(items[s], shape)`
+    builds (the form is sent url-encoded, so an Arabic character costs 6 bytes
+    and an emoji 12); `overhead` is reserved for the other fields. A pair too
+    big for any call on its own gets a slice of its own rather than being
+    dropped: the provider then answers for it (413 is `HttpRefused`, too_large).
+    Order is kept and every item is in exactly one slice.
+    """
+    if max_count < 1:
+        raise ValueError("max_count must be at least 1")
+    if shape not in ("list", "object"):
+        raise InvalidOption(f"unknown multi_format {shape!r}", field="multi_format")
+    budget = max_bytes - overhead - len("to=") - 2 * len(quote_plus("["))  # brackets
+    separator = len(quote_plus(", "))
+    out: list[slice] = []
+    start, used = 0, 0
+    for i, (number, text) in enumerate(items):
+        size = _encoded_item(str(number), str(text), shape)
+        count = i - start
+        if count and (count >= max_count or used + separator + size > budget):
+            out.append(slice(start, i))
+            start, used = i, 0
+            count = 0
+        used += size + (separator if count else 0)
+    if start < len(items):
+        out.append(slice(start, len(items)))
+    return out
+
+
+def split_multi(
+    items: Sequence[tuple[str, str]],
+    *,
+    max_count: int,
+    max_bytes: int = MAX_MULTI_BYTES,
+    shape: str = "list",
+    overhead: int = MULTI_FORM_OVERHEAD,
+) -> list[list[tuple[str, str]]]:
+    """`items` cut into sendsms_multi batches; see `multi_slices` for the limits."""
+    slices = multi_slices(
+        items, max_count=max_count, max_bytes=max_bytes, shape=shape, overhead=overhead
+    )
+    return [list(items[s]) for s in slices]
+
+
+def _encoded_item(number: str, text: str, shape: str) -> int:
+    """Url-encoded length of one pair as `multi_payload` writes it, without separators."""
+    if shape == "list":
+        piece = json.dumps([{"to": number, "message": text}], ensure_ascii=False)
+    else:
+        piece = f"{json.dumps(number, ensure_ascii=False)}: {json.dumps(text, ensure_ascii=False)}"
+    return len(quote_plus(piece))
 
 
 def _is_date(value: str) -> bool:

@@ -7,16 +7,23 @@ with one line naming the variable, not halfway through a campaign.
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import ConfigError
 
 REAL_BASE_URL = "https://www.dreams.sa/index.php/api"
 REAL_OAUTH_URL = "https://www.dreams.sa/token"
+#: The provider's domain: reconciling against anything there would resend real messages.
+REAL_DOMAIN = "dreams.sa"
+#: Lower bounds, each with the reason it exists (shown when a value is refused).
+MIN_KEY_WINDOW = 60  # an idempotency key must outlive a retry or a redelivery
+MIN_STATUS_TTL = 86_400  # a status must outlive a day of retries and deferrals
 
 
 class Secret:
@@ -81,6 +88,7 @@ class Settings:
     sender_parallelism: int = 4
     status_ttl: int = 7 * 86_400
     max_text_length: int = 1_530  # 10 concatenated GSM-7 segments
+    max_segments: int = 10  # the cap that also holds for UCS-2 (Arabic, emoji) texts
     test_clock: bool = False
 
     @classmethod
@@ -123,10 +131,42 @@ def _str(v: str) -> str:
     return v.strip()
 
 
-def _pos_float(v: str) -> float:
+def _float(v: str) -> float:
+    """A finite number: float() also reads "nan" and "inf", which no setting means."""
     x = float(v)
+    if not math.isfinite(x):
+        raise ValueError("must be a finite number")
+    return x
+
+
+def _pos_float(v: str) -> float:
+    x = _float(v)
     if x < 0:
         raise ValueError("must not be negative")
+    return x
+
+
+def _above_zero(v: str) -> float:
+    x = _float(v)
+    if x <= 0:
+        raise ValueError("must be greater than 0")
+    return x
+
+
+def _int_at_least(low: int, why: str) -> Callable[[str], int]:
+    def parse(v: str) -> int:
+        x = int(v)
+        if x < low:
+            raise ValueError(f"must be at least {low} ({why})")
+        return x
+
+    return parse
+
+
+def _segments(v: str) -> int:
+    x = int(v)
+    if not 1 <= x <= 255:  # a concatenated SMS has at most 255 parts
+        raise ValueError("must be between 1 and 255")
     return x
 
 
@@ -220,17 +260,20 @@ ENV: dict[str, tuple[str, object]] = {
     "DREAMS_BALANCE_INTERVAL": ("balance_interval", _pos_float),
     "DREAMS_MULTI_FORMAT": ("multi_format", _choice("list", "object")),
     "DREAMS_PREFIX": ("prefix", _prefix),
-    "DREAMS_KEY_WINDOW": ("key_window", _pos_int),
+    "DREAMS_KEY_WINDOW": (
+        "key_window", _int_at_least(MIN_KEY_WINDOW, "a key must outlive a retry")),
     "DREAMS_MAX_AGE": ("max_age", _pos_float),
     "DREAMS_RETRY_ATTEMPTS": ("retry_attempts", _pos_int),
     "DREAMS_RETRY_MAX_WAIT": ("retry_max_wait", _pos_float),
-    "DREAMS_RETRY_DELAY": ("retry_delay", _pos_float),
+    "DREAMS_RETRY_DELAY": ("retry_delay", _above_zero),
     "DREAMS_CLAIM_IDLE": ("claim_idle", _pos_float),
     "DREAMS_ON_UNKNOWN": ("on_unknown", _choice("hold", "reconcile")),
     "DREAMS_RECONCILE_URL": ("reconcile_url", _url),
     "DREAMS_SENDER_PARALLELISM": ("sender_parallelism", _pos_int),
-    "DREAMS_STATUS_TTL": ("status_ttl", _pos_int),
+    "DREAMS_STATUS_TTL": (
+        "status_ttl", _int_at_least(MIN_STATUS_TTL, "a day, so a status outlives its retries")),
     "DREAMS_MAX_TEXT_LENGTH": ("max_text_length", _pos_int),
+    "DREAMS_MAX_SEGMENTS": ("max_segments", _segments),
     "DREAMS_TEST_CLOCK": ("test_clock", _bool),
 }
 
@@ -247,10 +290,44 @@ def _parse(env: Mapping[str, str]) -> dict[str, object]:
             raise ConfigError(f"{var}={_shown(raw)} is invalid: {exc}") from None
     values["secret_key"] = Secret(_secret(env, "DREAMS_SECRET_KEY"))
     values["client_secret"] = Secret(_secret(env, "DREAMS_CLIENT_SECRET"))
-    if values.get("on_unknown") == "reconcile" and not values.get("reconcile_url"):
-        raise ConfigError("DREAMS_ON_UNKNOWN=reconcile needs DREAMS_RECONCILE_URL")
+    if values.get("on_unknown") == "reconcile":
+        _check_reconcile(str(values.get("base_url", REAL_BASE_URL)), values.get("reconcile_url"))
     _check_claim_idle(values)
     return values
+
+
+def _check_reconcile(base_url: str, reconcile_url: object) -> None:
+    """Reconciling asks the sandbox what it accepted; against anything else it
+    would call held messages "not sent" and send them again. So it needs a
+    reconcile URL on the very origin the messages went to, never the real API."""
+    if not reconcile_url:
+        raise ConfigError("DREAMS_ON_UNKNOWN=reconcile needs DREAMS_RECONCILE_URL")
+    if _is_real(base_url):
+        raise ConfigError(
+            f"DREAMS_ON_UNKNOWN=reconcile is refused with DREAMS_BASE_URL={_shown(base_url)}: "
+            "the real provider cannot be reconciled; use DREAMS_ON_UNKNOWN=hold"
+        )
+    if _origin(str(reconcile_url)) != _origin(base_url):
+        raise ConfigError(
+            f"DREAMS_RECONCILE_URL={_shown(str(reconcile_url))} is invalid: DREAMS_ON_UNKNOWN="
+            f"reconcile needs the same scheme, host and port as DREAMS_BASE_URL"
+        )
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return scheme, (parts.hostname or "").lower(), port or {"http": 80, "https": 443}.get(scheme)
+
+
+def _is_real(url: str) -> bool:
+    host = (urlsplit(url).hostname or "").lower().rstrip(".")
+    real = urlsplit(REAL_BASE_URL).hostname or REAL_DOMAIN
+    return host in (real, REAL_DOMAIN) or host.endswith("." + REAL_DOMAIN)
 
 
 def min_claim_idle(connect_timeout: float, read_timeout: float) -> float:
@@ -379,6 +456,7 @@ MEANINGS: dict[str, str] = {
     "DREAMS_SENDER_PARALLELISM": "drain chains per sender at once",
     "DREAMS_STATUS_TTL": "how long statuses are kept (s)",
     "DREAMS_MAX_TEXT_LENGTH": "characters per message",
+    "DREAMS_MAX_SEGMENTS": "SMS segments per message (10: what one text may cost)",
     "DREAMS_TEST_CLOCK": "tests only: honour a clock offset kept in Redis",
     "DREAMS_FLOWER_AUTH": "user:password for Flower's basic auth",
 }

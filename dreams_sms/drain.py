@@ -24,19 +24,24 @@ from typing import Protocol
 
 import redis
 
+from .client import multi_slices
 from .config import Settings
 from .control import Control
-from .errors import OutcomeUnknown, ProviderError, TransportError
+from .errors import HttpRefused, OutcomeUnknown, ProviderError, TransportError
 from .events import Events
 from .heartbeat import Heartbeat
 from .jobs import CANCELLED, EXPIRED, FAILED, SENT, UNKNOWN, Job
 from .keys import Keys
-from .lease import Leases
+from .lease import Leases, Taken
 from .quota import DailyQuota, local_day
-from .retry import retrying
+from .retry import requeue_delay, retrying
 from .store import Owner, Store
 
 log = logging.getLogger("dreams_sms.drain")
+
+#: Calls in a row without a readable answer before this worker pauses sending:
+#: a provider that answers nothing we can read would otherwise fill the held list.
+UNKNOWN_STREAK = 5
 
 
 class Provider(Protocol):
@@ -128,6 +133,7 @@ class Drainer:
                              lease_seconds=settings.claim_idle, test_clock=settings.test_clock)
         self.heartbeat = Heartbeat(self.leases, interval=settings.claim_idle / 4)
         self._claim_due: dict[str, float] = {}
+        self._unknown_streak = 0
 
     # -- the loop body ---------------------------------------------------------
     def drain_once(self, sender: str) -> Report:
@@ -164,6 +170,7 @@ class Drainer:
         if taken.unknown:
             self._ambiguous(sender, taken.unknown, owner, report)
         if taken.send:
+            self._fit_one_call(sender, taken, token)
             budget = _Budget(self.quota, sender, taken.granted, taken.now)
             self.heartbeat.hold(sender, token, taken.send)
             try:
@@ -172,6 +179,18 @@ class Drainer:
                 self.heartbeat.drop(token)
                 budget.give_back()
         return report
+
+    def _fit_one_call(self, sender: str, taken: Taken, token: str) -> None:
+        """A batch of long texts may exceed one call's body size: send what fits,
+        free the rest (it stays with us and goes in the next pass)."""
+        jobs = taken.send
+        if len(jobs) < 2 or jobs[0].options:
+            return
+        first = multi_slices([(j.to, j.text) for j in jobs], max_count=self.s.batch_size,
+                             shape=self.s.multi_format)[0]
+        if first.stop < len(jobs):
+            self.leases.release(sender, token, jobs[first.stop:])
+            del jobs[first.stop:]
 
     def _claim_ms(self, sender: str) -> int:
         """Look for a dead consumer's entries every few seconds, not every pass:
@@ -188,7 +207,7 @@ class Drainer:
     # -- one call, its retries and its isolation calls --------------------------------
     def _call(self, sender: str, jobs: list[Job], owner: Owner, budget: _Budget,
               report: Report, *, leased: bool, isolation: bool = False) -> None:
-        state = {"jobs": jobs, "leased": leased}
+        state: dict = {"jobs": jobs, "leased": leased, "result": None}
         started = time.monotonic()
 
         def attempt() -> None:
@@ -206,9 +225,9 @@ class Drainer:
                 report.isolation_calls += 1
             if len(group) == 1 and group[0].options:
                 j = group[0]
-                self.provider.send(j.to, j.text, sender, **j.options)
+                state["result"] = self.provider.send(j.to, j.text, sender, **j.options)
             else:
-                self.provider.send_multi(sender, [(j.to, j.text) for j in group])
+                state["result"] = self.provider.send_multi(sender, [(j.to, j.text) for j in group])
 
         def before_sleep() -> None:  # a certain refusal: not sent, so not ours to hold
             self.leases.release(sender, owner.token, state["jobs"])
@@ -226,19 +245,34 @@ class Drainer:
         if not jobs:
             return
         if err is None:
-            self.events.batch(sender, len(jobs), "sent", None, seconds)
-            self._finish(sender, jobs, SENT, owner, report)
-            budget.spend(len(jobs))
+            confirmed = getattr(state["result"], "confirmed", ()) or (True,) * len(jobs)
+            sent = [j for j, ok in zip(jobs, confirmed, strict=False) if ok]
+            missing = [j for j, ok in zip(jobs, confirmed, strict=False) if not ok]
+            self.events.batch(sender, len(jobs), "sent" if not missing else "partial", None,
+                              seconds)
+            self._finish(sender, sent, SENT, owner, report)
+            budget.spend(len(sent))
+            self._unknown_streak = 0
+            if missing:  # accepted as a call, but no id for these: may or may not be sent
+                t0 = self.leases.now() - seconds
+                budget.spend(self._ambiguous(sender, [(j, t0) for j in missing], owner, report))
             return
-        if isinstance(err, OutcomeUnknown) or (isinstance(err, TransportError) and err.ambiguous):
+        if isinstance(err, TransportError) and err.ambiguous:
             self.events.batch(sender, len(jobs), "unknown", _code(err), seconds)
             t0 = self.leases.now() - seconds
             budget.spend(self._ambiguous(sender, [(j, t0) for j in jobs], owner, report))
+            self._unknown_streak += 1
+            if self._unknown_streak >= UNKNOWN_STREAK:
+                self._pause_all("unknown", _code(err), f"{self._unknown_streak} calls in a row "
+                                f"ended without a readable answer ({err})", report)
             return
+        self._unknown_streak = 0
         # Certainly refused: release first, so whatever happens next, a crash resends.
         self.leases.release(sender, owner.token, jobs)
-        if isinstance(err, ProviderError) and err.is_per_number and len(jobs) > 1:
-            self.events.batch(sender, len(jobs), "split", err.code, seconds)
+        too_large = isinstance(err, HttpRefused) and err.too_large
+        if ((isinstance(err, ProviderError) and err.is_per_number) or too_large) \
+                and len(jobs) > 1:
+            self.events.batch(sender, len(jobs), "split", _code(err), seconds)
             mid = len(jobs) // 2
             for half in (jobs[:mid], jobs[mid:]):
                 if report.stop:
@@ -342,16 +376,28 @@ class Drainer:
             self.leases.release(sender, owner.token, rest)
         return n
 
+    def _pause_all(self, reason: str, code: int | str | None, detail: str,
+                   report: Report) -> None:
+        self.control.pause(reason=reason, code=code, by=self.consumer)  # type: ignore[arg-type]
+        self.events.alert(reason, code, detail)  # type: ignore[arg-type]
+        report.stop = "paused"
+
     def _refused(self, sender: str, jobs: list[Job], err: ProviderError | TransportError,
                  owner: Owner, report: Report) -> None:
-        if isinstance(err, TransportError) or err.retryable:  # retries exhausted
+        if isinstance(err, HttpRefused) and not err.retryable:
+            # A wrong URL, a redirect, a firewall, a body the server will never take:
+            # the same call fails again until someone fixes it. Stop and say so.
+            if err.too_large:
+                self._finish(sender, jobs, FAILED, owner, report, code=str(_code(err)))
+                return
+            self._requeue(sender, jobs, owner, report)
+            self._pause_all("http", _code(err), str(err), report)
+        elif isinstance(err, TransportError) or err.retryable:  # retries exhausted
             self._retry_later(sender, jobs, err, owner, report)
         elif err.is_balance or err.is_account:
             reason = "balance" if err.is_balance else "account"
-            self.control.pause(reason=reason, code=err.code, by=self.consumer)
-            self.events.alert(reason, err.code, err.description)
             self._requeue(sender, jobs, owner, report)
-            report.stop = "paused"
+            self._pause_all(reason, err.code, err.description, report)
         elif err.is_sender_limit:
             self.quota.close_for_today(sender, self.leases.now())
             self._requeue(sender, jobs, owner, report)
@@ -368,7 +414,8 @@ class Drainer:
         if old:
             self._finish(sender, old, FAILED, owner, report, code=str(_code(err)))
         if young:
-            self._requeue(sender, young, owner, report, delay=self.s.retry_delay)
+            self._requeue(sender, young, owner, report,
+                          delay=requeue_delay(err, self.s.retry_delay))
 
 
 def _code(err: BaseException | None) -> int | str | None:

@@ -8,6 +8,8 @@ exception's text.
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from .codes import Code, Kind, lookup
 
 
@@ -54,6 +56,10 @@ class ProviderError(DreamsError):
         self.description = self.info.description
         self.body = body
         super().__init__(f"{endpoint} answered {code}: {self.description}")
+
+    #: A coded answer is always certain: the provider read the call and said no.
+    ambiguous = False
+    retry_after: float | None = None
 
     @property
     def kind(self) -> Kind:
@@ -102,11 +108,18 @@ class OAuthError(DreamsError):
 
 
 class TransportError(DreamsError):
-    """The call did not get a usable answer. Subclasses say whether it may have landed."""
+    """The call did not get a usable answer. Subclasses say whether it may have landed.
+
+    Every subclass carries what a retry policy needs as attributes, so callers
+    never have to know the classes: `retryable` (asking again may work),
+    `ambiguous` (the provider may have accepted it: never resend blindly) and
+    `retry_after` (seconds the provider asked us to wait, or None).
+    """
 
     retryable = False
     #: True when the provider may have accepted the request (never resend blindly).
     ambiguous = False
+    retry_after: float | None = None
 
     def __init__(self, endpoint: str, detail: str):
         self.endpoint = endpoint
@@ -117,23 +130,89 @@ class TransportError(DreamsError):
         return (type(self), (self.endpoint, self.detail))
 
 
-class ProviderUnreachable(TransportError):
+class NotAccepted(TransportError):
+    """Certainly not accepted: the request was refused or never arrived, so
+    nothing of it was sent and it may be sent again (when `retryable`, now;
+    otherwise once the cause is fixed)."""
+
+
+class ProviderUnreachable(NotAccepted):
     """Connecting failed: the request never reached the provider, safe to retry."""
 
     retryable = True
 
 
-class ServerError(TransportError):
+class ServerError(NotAccepted):
     """HTTP 5xx: the provider refused to process the call; treated as not accepted."""
 
     retryable = True
 
-    def __init__(self, endpoint: str, detail: str, status: int = 500):
+    def __init__(
+        self, endpoint: str, detail: str, status: int = 500, retry_after: float | None = None
+    ):
         self.status = status
+        self.retry_after = retry_after
         super().__init__(endpoint, detail)
 
     def __reduce__(self):
-        return (type(self), (self.endpoint, self.detail, self.status))
+        return (type(self), (self.endpoint, self.detail, self.status, self.retry_after))
+
+
+class Refusal(StrEnum):
+    """Why an HTTP answer refused a call, which says what to do about it."""
+
+    #: 408, 425, 429: asked to come back later (honour `retry_after`).
+    RETRYABLE = "retryable"
+    #: 3xx, 401, 403, 404, 405 and other 4xx: a wrong URL, credentials or
+    #: allowlist; the same call will be refused again until the settings change.
+    CONFIGURATION = "configuration"
+    #: 413, 414, 431: the request was too big; a smaller batch may pass.
+    TOO_LARGE = "too_large"
+
+
+class HttpRefused(NotAccepted):
+    """A non-200 HTTP answer that refused the call before any message was accepted.
+
+    The provider reports its own errors with HTTP 200, so these come from the
+    web server or a proxy in front of it: a redirect (never followed for a
+    POST: it would arrive as a GET without the form), an authentication or
+    allowlist wall, a wrong path, a body too large, a rate limit. `location`
+    is where a redirect pointed (redacted).
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        detail: str,
+        status: int,
+        kind: Refusal | str,
+        retry_after: float | None = None,
+        location: str | None = None,
+    ):
+        self.status = status
+        self.kind = Refusal(kind)
+        self.retry_after = retry_after
+        self.location = location
+        super().__init__(endpoint, detail)
+
+    @property
+    def retryable(self) -> bool:  # type: ignore[override]
+        return self.kind is Refusal.RETRYABLE
+
+    @property
+    def is_configuration(self) -> bool:
+        return self.kind is Refusal.CONFIGURATION
+
+    @property
+    def too_large(self) -> bool:
+        return self.kind is Refusal.TOO_LARGE
+
+    def __reduce__(self):
+        return (
+            type(self),
+            (self.endpoint, self.detail, self.status, self.kind.value, self.retry_after,
+             self.location),
+        )
 
 
 class OutcomeUnknown(TransportError):

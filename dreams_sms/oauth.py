@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import requests
 
-from .client import new_session, post_form
+from .client import http_refusal, new_session, parse_retry_after, post_form
 from .config import Settings
 from .errors import OAuthError, ServerError
 from .redact import redact
@@ -138,7 +138,7 @@ class OAuthClient:
             "client_id": self.settings.client_id,
             "client_secret": self.settings.client_secret.reveal(),
         }
-        status, body = post_form(
+        answer = post_form(
             self._session,
             f"{self.url}/{name}",
             endpoint=endpoint,
@@ -147,10 +147,11 @@ class OAuthClient:
             headers={"Accept": "application/json"},
             mask=[data["client_secret"]],
         )
-        text = text_of(body)
+        status, text = answer.status, text_of(answer.body)
         parsed = _json_object(text)
         if status >= 500:
-            raise ServerError(endpoint, f"HTTP {status}", status=status)
+            retry_after = parse_retry_after(answer.headers.get("Retry-After"))
+            raise ServerError(endpoint, f"HTTP {status}", status=status, retry_after=retry_after)
         sent_tokens = [v for k, v in form.items() if k in ("token", "refresh_token")]
         if status in (400, 401, 403):
             error = parsed.get("error") if parsed else None
@@ -161,6 +162,9 @@ class OAuthClient:
                 error[:100] if isinstance(error, str) and error else f"http_{status}",
                 redact(description, sent_tokens)[:300] if isinstance(description, str) else "",
             )
+        refused = http_refusal(endpoint, status, answer.headers)
+        if refused is not None:  # a redirect, 404, 429...: certain, and no token came back
+            raise refused
         if status != 200 or parsed is None:
             raise garbled(endpoint, f"unexpected HTTP {status} answer", redact(text, sent_tokens))
         return parsed

@@ -138,8 +138,8 @@ class Producer:
         job = self._job(to, text, sendsms_options)
         high = _priority(priority)
         now = self.control.now()
-        job.expires_at = _expiry(now, expires_in, expires_at)
-        due = _when(send_at, "send_at") if send_at is not None else 0.0
+        due, job.expires_at = validate.check_times(now, send_at=send_at, expires_in=expires_in,
+                                                   expires_at=expires_at)
         cid = _campaign_id(campaign) if campaign else "m" + dt.datetime.fromtimestamp(
             now, self.settings.tz).strftime("%Y%m%d")
         mid, created = self._put(job, sender, cid, key=key, high=high, now=now, due=due)
@@ -176,9 +176,12 @@ class Producer:
         """
         sender = validate.check_sender(sender)
         high = _priority(priority)
+        if rows is None or isinstance(rows, str | bytes | Mapping) or not hasattr(rows, "__iter__"):
+            raise ValidationError("rows must be an iterable of rows (tuples or mappings)",
+                                  field="rows")
         cid = _campaign_id(campaign) if campaign else "c" + secrets.token_hex(5)
         now = self.control.now()
-        expiry = _expiry(now, expires_in, expires_at)
+        _, expiry = validate.check_times(now, expires_in=expires_in, expires_at=expires_at)
         stream = self.keys.stream(sender, high)
         self._ensure_group(stream)
         self.r.hset(self.keys.campaign(cid), mapping={"sender": sender, "created": f"{now:.3f}"})
@@ -233,7 +236,8 @@ class Producer:
                  ) -> tuple[str, str, dict[str, str]]:
         """(number, text, options) as they will be sent; raises ValidationError."""
         return (validate.normalize_number(to),  # type: ignore[arg-type]
-                validate.check_text(text, max_length=self.settings.max_text_length),
+                validate.check_text(text, max_length=self.settings.max_text_length,
+                                    max_segments=self.settings.max_segments),
                 validate.check_options(options) if options else {})
 
     def _ensure_group(self, stream: str) -> None:
@@ -278,29 +282,6 @@ def _priority(priority: str) -> bool:
         raise ValidationError(f"priority must be 'high' or 'normal', not {priority!r:.40}",
                               field="priority")
     return priority == HIGH
-
-
-def _when(value: dt.datetime | float, field: str) -> float:
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is None:
-            raise ValidationError(f"{field}: datetimes must be timezone-aware", field=field)
-        return value.timestamp()
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValidationError(f"{field}: expected a datetime or epoch seconds", field=field)
-    return float(value)
-
-
-def _expiry(now: float, expires_in: float | None, expires_at: dt.datetime | float | None
-            ) -> float | None:
-    if expires_in is not None and expires_at is not None:
-        raise ValidationError("give expires_in or expires_at, not both", field="expires_in")
-    if expires_in is not None:
-        if isinstance(expires_in, bool) or not isinstance(expires_in, int | float) \
-                or expires_in <= 0:
-            raise ValidationError("expires_in must be a positive number of seconds",
-                                  field="expires_in")
-        return now + float(expires_in)
-    return _when(expires_at, "expires_at") if expires_at is not None else None
 
 
 def _campaign_id(value: str) -> str:

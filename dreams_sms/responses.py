@@ -12,6 +12,8 @@ import json
 import math
 import re
 import xml.etree.ElementTree as ET
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from .codes import SUCCESS
@@ -24,8 +26,13 @@ _INVISIBLE = "\ufeff\u200b\u2060"
 _ERROR = re.compile(r"-[0-9]{1,9}", re.ASCII)
 _NUMBER = re.compile(r"[0-9]{1,15}(?:\.[0-9]{1,15})?", re.ASCII)
 #: `SMS_ID:mobile`, the per-recipient success line seen in the package README.
-_ID_LINE = re.compile(r"([A-Za-z0-9][\w.-]{0,63}):\+?([0-9]{5,20})", re.ASCII)
-_SEND_WORDS = ("result", "success")
+#: The id must hold a digit, so `Error:9665...` or `Failed:9665...` is never an id.
+_ID_LINE = re.compile(r"(?=[\w.-]*[0-9])([A-Za-z0-9][\w.-]{0,63}):\+?([0-9]{5,20})", re.ASCII)
+_NOT_AN_ID = re.compile(r"(?:result|success|error|fail|invalid|reject)", re.I)
+#: The documented success, `Result: Success`, and the legacy bare `Success`.
+_SEND_OK = re.compile(r"(?:result\s*:\s*)?success", re.I | re.ASCII)
+#: `Result: -113`: an error code wrapped like a success.
+_RESULT_CODE = re.compile(r"result\s*:\s*(-[0-9]{1,9})", re.I | re.ASCII)
 _SENDER_STATES = {"active", "unactive", "inactive", "pending", "rejected"}
 _SNIPPET = 200
 
@@ -46,11 +53,30 @@ class SenderInfo:
 
 @dataclass(frozen=True, slots=True)
 class SendResult:
-    """A send the provider accepted. `body` is kept verbatim for the audit trail;
-    `ids` maps number -> provider message id when the answer carried them."""
+    """A send the provider answered as accepted, recipient by recipient.
+
+    `body` is kept verbatim for the audit trail; `ids` maps number -> provider
+    message id when the answer carried them. `recipients` are the numbers sent,
+    in order, and `confirmed[i]` says whether the answer confirms
+    `recipients[i]`: a whole-batch `Result: Success` confirms all of them, an
+    `id:number` listing only those it names. A recipient left unconfirmed may
+    or may not have been accepted, so the caller must treat it as unknown
+    (hold it), never as sent and never as safe to resend.
+    """
 
     body: str
     ids: dict[str, str] = field(default_factory=dict)
+    recipients: tuple[str, ...] = ()
+    confirmed: tuple[bool, ...] = ()
+
+    @property
+    def all_confirmed(self) -> bool:
+        return all(self.confirmed)
+
+    @property
+    def unconfirmed(self) -> tuple[int, ...]:
+        """Indexes (into `recipients`, i.e. the batch) the answer does not confirm."""
+        return tuple(i for i, ok in enumerate(self.confirmed) if not ok)
 
 
 def text_of(body: Body | None) -> str:
@@ -132,17 +158,66 @@ def parse_senders(endpoint: str, body: Body | None) -> list[SenderInfo]:
     return [_sender(el) for el in root if el.tag == "sender"]
 
 
-def parse_send(endpoint: str, body: Body | None) -> SendResult:
-    """`Result...`, `Success...` or one `SMS_ID:mobile` line per recipient."""
+def parse_send(
+    endpoint: str, body: Body | None, recipients: Iterable[str] | None = None
+) -> SendResult:
+    """`Result: Success`, `Success`, `Result: <code>` or one `id:number` line per recipient.
+
+    Strict on purpose: only the documented success (and the legacy bare
+    `Success`) counts as one, whatever its case and spacing. `Result: -113` is
+    the -113 error of `endpoint`; `Result:Failed`, `success=false` or an HTML
+    page are garbled, that is unknown, never sent. With `recipients` (the
+    numbers sent, in order) an id listing is checked number by number.
+    """
     text = text_of(body)
     raise_for_code(endpoint, text)
-    if text[:7].lower().startswith(_SEND_WORDS):
-        return SendResult(body=text)
+    sent = tuple(str(n) for n in recipients) if recipients is not None else None
+    if _SEND_OK.fullmatch(text):
+        sent = sent or ()
+        return SendResult(body=text, recipients=sent, confirmed=(True,) * len(sent))
+    code = _RESULT_CODE.fullmatch(text)
+    if code:
+        raise ProviderError(endpoint, int(code[1]), body=text)
     lines = [_strip(line) for line in text.splitlines()]
     matches = [_ID_LINE.fullmatch(line) for line in lines if line]
-    if matches and all(matches):
-        return SendResult(body=text, ids={m[2]: m[1] for m in matches if m})
-    raise garbled(endpoint, "not a send result", text)
+    if not matches or not all(m and not _NOT_AN_ID.match(m[1]) for m in matches):
+        raise garbled(endpoint, "not a send result", text)
+    pairs = [(m[2], m[1]) for m in matches if m]
+    if sent is None:
+        sent = tuple(number for number, _ in pairs)
+    confirmed = _confirm(sent, pairs)
+    if confirmed is None:
+        raise garbled(endpoint, "the answer lists numbers that were not sent", text)
+    return SendResult(body=text, ids=dict(pairs), recipients=sent, confirmed=confirmed)
+
+
+def _confirm(sent: tuple[str, ...], pairs: list[tuple[str, str]]) -> tuple[bool, ...] | None:
+    """Which of `sent` the listed (number, id) pairs confirm, one id per occurrence.
+
+    None when the listing names a number more often than it was sent: then the
+    answer is not about this request and proves nothing.
+    """
+    listed = Counter(canonical_number(number) for number, _ in pairs)
+    out = []
+    for number in sent:
+        key = canonical_number(number)
+        out.append(listed[key] > 0)
+        listed[key] -= 1
+    if any(n > 0 for n in listed.values()):
+        return None
+    return tuple(out)
+
+
+def canonical_number(number: str) -> str:
+    """`9665XXXXXXXX` for the spellings a provider may echo (`+966`, `00966`, `05`, `5`)."""
+    digits = number.strip().lstrip("+")
+    if digits.startswith("00"):
+        digits = digits[2:]
+    if len(digits) == 10 and digits.startswith("05"):
+        digits = "966" + digits[1:]
+    elif len(digits) == 9 and digits.startswith("5"):
+        digits = "966" + digits
+    return digits
 
 
 def _strip(text: str) -> str:

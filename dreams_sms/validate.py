@@ -8,6 +8,7 @@ would charge for, or silently drop, what it cannot deliver).
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from collections.abc import Mapping
 from urllib.parse import urlsplit
@@ -15,12 +16,18 @@ from urllib.parse import urlsplit
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumber, PhoneNumberFormat, PhoneNumberType
 
+from . import segments as seg
 from .errors import InvalidNumber, InvalidOption, InvalidText, ValidationError
 
 DEFAULT_MAX_TEXT_LENGTH = 1_530
+#: The provider bills per segment; ten is already a long, expensive message.
+DEFAULT_MAX_SEGMENTS = 10
 REMINDER_TEXT_MAX = 160
 LOCATION_URL_MAX = 2_000
 REMINDER_MAX = 999_999_999  # minutes; only there to keep absurd values out
+#: How far from now a send time or an expiry may be. Further out is a mistake
+#: (milliseconds given as seconds, a year typed wrong), not a plan.
+TIME_HORIZON = 366 * 86_400.0
 
 # ---------------------------------------------------------------- numbers
 
@@ -163,11 +170,19 @@ def normalize_number(raw: str | int) -> str:
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
-def check_text(text: object, *, max_length: int = DEFAULT_MAX_TEXT_LENGTH) -> str:
+def check_text(
+    text: object,
+    *,
+    max_length: int = DEFAULT_MAX_TEXT_LENGTH,
+    max_segments: int = DEFAULT_MAX_SEGMENTS,
+) -> str:
     """The message text, unchanged, if the provider can carry it.
 
     Bytes are accepted when valid UTF-8 (files and queues hand us bytes);
-    everything else that is not a str is refused rather than str()'d.
+    everything else that is not a str is refused rather than str()'d. The cap
+    that matters is `max_segments` (DREAMS_MAX_SEGMENTS): 1,530 Latin characters
+    are 10 segments but 1,530 Arabic ones are 23, each billed. `max_length`
+    (characters) stays as a cheap first guard.
     """
     if isinstance(text, bytes | bytearray):
         try:
@@ -202,7 +217,37 @@ def check_text(text: object, *, max_length: int = DEFAULT_MAX_TEXT_LENGTH) -> st
             f"{exc.start} ({n} characters)",
             field="text",
         ) from None
+    if not _surely_fits(n, max_segments):
+        check_segments(text, max_segments)
     return text
+
+
+def check_segments(text: str, max_segments: int = DEFAULT_MAX_SEGMENTS) -> int:
+    """The segments `text` costs, or `InvalidText` naming the count when over the cap.
+
+    Counted by `segments.segments`, as the provider bills: GSM-7 160/153 septets
+    (extension characters count two), otherwise UCS-2 70/67 UTF-16 units (an
+    emoji counts two).
+    """
+    count = seg.segments(text)
+    if count > max_segments:
+        if seg.is_gsm7(text):
+            size = f"GSM-7, {seg.septets(text)} septets"
+        else:
+            size = f"UCS-2, {seg.ucs2_units(text)} UTF-16 units"
+        raise InvalidText(
+            f"text is too long: {count} segments ({size}, {len(text)} characters), "
+            f"the limit is {max_segments}",
+            field="text",
+        )
+    return count
+
+
+def _surely_fits(n: int, max_segments: int) -> bool:
+    """True when n characters fit the cap whatever they are (2 UCS-2 units at
+    worst, 67 a part), so most texts skip the count."""
+    worst = 2 * n
+    return worst <= seg.UCS2_SINGLE or -(-worst // seg.UCS2_PART) <= max_segments
 
 
 # ---------------------------------------------------------------- options
@@ -351,6 +396,85 @@ def check_options(options: Mapping[str, object]) -> dict[str, str]:
                 field=stray[0],
             )
     return out
+
+
+# ------------------------------------------------------------------ times
+
+
+def check_times(
+    now: float,
+    *,
+    send_at: object = None,
+    expires_in: object = None,
+    expires_at: object = None,
+) -> tuple[float, float | None]:
+    """(due, expiry) in epoch seconds for a message, or `ValidationError` naming the field.
+
+    `send_at` and `expires_at` are timezone-aware datetimes or epoch seconds,
+    `expires_in` seconds from now. Every value must be a finite number within
+    `TIME_HORIZON` (a year) of now: NaN would make every comparison false and
+    the message never due nor expired; a send time in milliseconds would park
+    it for fifty thousand years. An expiry must be in the future and after the
+    send time. `due` is 0.0 when `send_at` is not given (send now).
+    """
+    due = 0.0
+    if send_at is not None:
+        due = _epoch(send_at, "send_at")
+        if due > now + TIME_HORIZON:
+            raise _time_error("send_at", send_at, "is more than a year ahead")
+        if due < now - TIME_HORIZON:
+            raise _time_error("send_at", send_at, "is more than a year in the past")
+    if expires_in is not None and expires_at is not None:
+        raise ValidationError("give expires_in or expires_at, not both", field="expires_in")
+    expiry: float | None = None
+    if expires_in is not None:
+        seconds = _seconds(expires_in, "expires_in")
+        if seconds <= 0 or now + seconds <= now:
+            raise _time_error("expires_in", expires_in, "must be a positive number of seconds")
+        if seconds > TIME_HORIZON:
+            raise _time_error("expires_in", expires_in, "is more than a year")
+        expiry = now + seconds
+        field = "expires_in"
+    elif expires_at is not None:
+        expiry = _epoch(expires_at, "expires_at")
+        field = "expires_at"
+        if expiry <= now:
+            raise _time_error("expires_at", expires_at, "must be in the future")
+        if expiry > now + TIME_HORIZON:
+            raise _time_error("expires_at", expires_at, "is more than a year ahead")
+    if expiry is not None and send_at is not None and expiry <= due:
+        raise ValidationError(
+            f"{field}: the message would expire before send_at, when it is due", field=field
+        )
+    return due, expiry
+
+
+def _epoch(value: object, field: str) -> float:
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValidationError(f"{field}: datetimes must be timezone-aware", field=field)
+        return value.timestamp()
+    return _seconds(value, field, what="a datetime or epoch seconds")
+
+
+def _seconds(value: object, field: str, what: str = "a number of seconds") -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValidationError(f"{field}: expected {what}, not {type(value).__name__}",
+                              field=field)
+    try:
+        seconds = float(value)
+    except OverflowError:  # an int too large for a float
+        seconds = math.inf
+    if not math.isfinite(seconds):
+        raise _time_error(field, value, "must be a finite number")
+    return seconds
+
+
+def _time_error(field: str, value: object, why: str) -> ValidationError:
+    shown = value.isoformat() if isinstance(value, dt.datetime) else _shown(value)
+    if isinstance(value, float):
+        shown = repr(value)
+    return ValidationError(f"{field}={shown}: {why}", field=field)
 
 
 # ----------------------------------------------------------------- sender

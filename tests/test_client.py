@@ -23,6 +23,8 @@ from urllib.parse import parse_qs
 
 import pytest
 import requests
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import (
     ConnectTimeoutError,
@@ -35,20 +37,31 @@ from urllib3.exceptions import (
     SSLError,
 )
 
-from dreams_sms.client import DreamsClient, _transport_error, multi_payload
+from dreams_sms.client import (
+    DreamsClient,
+    _transport_error,
+    multi_payload,
+    multi_slices,
+    parse_retry_after,
+    split_multi,
+)
 from dreams_sms.config import Secret, Settings
 from dreams_sms.errors import (
     ConfigError,
     DreamsError,
     GarbledResponse,
+    HttpRefused,
     InvalidOption,
+    NotAccepted,
     OAuthError,
     OutcomeUnknown,
     ProviderError,
     ProviderUnreachable,
+    Refusal,
     ServerError,
 )
 from dreams_sms.responses import SenderInfo, SendResult
+from dreams_sms.retry import is_transient
 
 KEY = "k3y-very-secret"
 TOKEN = "tok-abc.def-123"
@@ -126,8 +139,8 @@ def make(*answers, token=None, on_call=None, **changes) -> tuple[DreamsClient, F
             lambda c: c.send("966500000001", "hi", "Dreams"),
             "sendsms",
             {"to": "966500000001", "message": "hi", "sender": "Dreams"},
-            "Result:1",
-            SendResult("Result:1"),
+            "Result: Success",
+            SendResult("Result: Success", recipients=("966500000001",), confirmed=(True,)),
         ),
     ],
 )
@@ -180,9 +193,10 @@ def test_base_url_trailing_slash_is_tolerated():
 
 def test_no_redirects_are_followed():
     client, adapter = make((302, ""))
-    with pytest.raises(GarbledResponse):
+    with pytest.raises(HttpRefused) as info:
         client.send("966500000001", "hi", "Dreams")
     assert len(adapter.sent) == 1  # a redirected POST would arrive as a GET without a body
+    assert info.value.location == "https://provider.test/elsewhere"
 
 
 def test_default_session_never_retries():
@@ -204,7 +218,7 @@ def test_usersender_no_sender_is_an_empty_list():
 
 
 def test_all_send_options_are_sent_with_the_providers_spelling():
-    client, adapter = make((200, "Result"))
+    client, adapter = make((200, "Result:Success"))
     client.send(
         "966500000001",
         "Meeting",
@@ -284,7 +298,7 @@ def test_bad_options_fail_before_any_request(options, field):
 def test_is_calander_zero_and_bool_mean_no_invitation():
     # Options are checked by validate.check_options, the one rule set for the
     # producer, the CLI and the client: a false is_calander is simply left out.
-    client, adapter = make((200, "Result"), (200, "Result"))
+    client, adapter = make((200, "Result:Success"), (200, "Result:Success"))
     client.send("966500000001", "hi", "Dreams", is_calander=0)
     assert "is_calander" not in adapter.form
     client.send("966500000001", "hi", "Dreams", is_calander=False,
@@ -298,9 +312,9 @@ def test_is_calander_zero_and_bool_mean_no_invitation():
 
 
 def test_multi_list_shape_is_the_reference_and_keeps_arabic():
-    client, adapter = make((200, "Result"))
+    client, adapter = make((200, "Result:Success"))
     result = client.send_multi("Dreams", [("966500000001", "مرحبا"), ("966500000002", "B")])
-    assert result.body == "Result"
+    assert result.body == "Result:Success"
     assert adapter.sent[-1][0].url == f"{BASE}/sendsms_multi"
     form = adapter.form
     assert (form["sender"], form["user"], form["secret_key"]) == ("Dreams", "demo", KEY)
@@ -351,12 +365,113 @@ def test_5xx_is_server_error_with_status(status):
     assert not info.value.ambiguous
 
 
-@pytest.mark.parametrize("status", [201, 204, 301, 404, 405, 429])
-def test_other_http_statuses_are_garbled(status):
+@pytest.mark.parametrize("status", [201, 204, 299, 100, 600])
+def test_other_2xx_and_odd_statuses_are_garbled(status):
     client, _ = make((status, "-113"))
     with pytest.raises(GarbledResponse) as info:
         client.send("966500000001", "hi", "Dreams")
     assert str(status) in info.value.detail
+
+
+@pytest.mark.parametrize(
+    ("status", "kind", "retryable"),
+    [
+        (301, Refusal.CONFIGURATION, False),
+        (302, Refusal.CONFIGURATION, False),
+        (307, Refusal.CONFIGURATION, False),
+        (308, Refusal.CONFIGURATION, False),
+        (400, Refusal.CONFIGURATION, False),
+        (401, Refusal.CONFIGURATION, False),
+        (403, Refusal.CONFIGURATION, False),
+        (404, Refusal.CONFIGURATION, False),
+        (405, Refusal.CONFIGURATION, False),
+        (413, Refusal.TOO_LARGE, False),
+        (408, Refusal.RETRYABLE, True),
+        (429, Refusal.RETRYABLE, True),
+    ],
+)
+def test_3xx_and_4xx_are_certain_refusals(status, kind, retryable):
+    client, _ = make((status, "<html>nope</html>"))
+    with pytest.raises(HttpRefused) as info:
+        client.send_multi("Dreams", [("966500000001", "hi")])
+    exc = info.value
+    assert (exc.status, exc.kind, exc.retryable) == (status, kind, retryable)
+    assert not exc.ambiguous and isinstance(exc, NotAccepted)
+    assert not isinstance(exc, OutcomeUnknown)
+    assert exc.endpoint == "sendsms_multi" and str(status) in str(exc)
+    assert is_transient(exc) is retryable
+    assert pickle.loads(pickle.dumps(exc)).kind == kind
+
+
+class _RedirectAdapter(HTTPAdapter):
+    def send(self, request, **kwargs):
+        response = requests.Response()
+        response.status_code = 301
+        response._content = b""
+        response.headers["Location"] = "https://u:pw-9@provider.test/index.php/api/sendsms?x=1"
+        response.request, response.url = request, request.url
+        return response
+
+
+def test_a_301_to_https_names_the_location_without_secrets():
+    session = requests.Session()
+    session.mount("http://", _RedirectAdapter())
+    settings = Settings(user="demo", secret_key=Secret(KEY),
+                        base_url="http://provider.test/index.php/api")
+    with pytest.raises(HttpRefused) as info:
+        DreamsClient(settings, session=session).send("966500000001", "hi", "Dreams")
+    exc = info.value
+    assert exc.status == 301 and exc.is_configuration and not exc.retryable
+    assert exc.location == "https://u:***@provider.test/index.php/api/sendsms?x=1"
+    assert "https://u:***@provider.test" in str(exc) and "pw-9" not in str(exc)
+
+
+class _HeaderAdapter(FakeAdapter):
+    def __init__(self, status, headers):
+        super().__init__((status, ""))
+        self.extra = headers
+
+    def send(self, request, **kwargs):
+        response = super().send(request, **kwargs)
+        response.headers.update(self.extra)
+        return response
+
+
+def _with_headers(status, headers):
+    session = requests.Session()
+    session.mount("https://", _HeaderAdapter(status, headers))
+    return DreamsClient(Settings(user="demo", secret_key=Secret(KEY), base_url=BASE),
+                        session=session)
+
+
+def test_429_carries_retry_after_in_seconds():
+    with pytest.raises(HttpRefused) as info:
+        _with_headers(429, {"Retry-After": "120"}).balance()
+    assert info.value.retry_after == 120.0 and info.value.retryable
+
+
+def test_503_retry_after_as_an_http_date():
+    import email.utils
+    import time
+
+    when = email.utils.formatdate(time.time() + 90, usegmt=True)
+    with pytest.raises(ServerError) as info:
+        _with_headers(503, {"Retry-After": when}).balance()
+    assert 80 <= info.value.retry_after <= 91
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [("5", 5.0), (" 2.5 ", 2.5), ("0", 0.0), ("-3", None), ("soon", None), ("nan", None),
+     ("", None), (None, None), ("99999999", 86_400.0),
+     ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0)],
+)
+def test_parse_retry_after(value, seconds):
+    assert parse_retry_after(value) == seconds
+
+
+def test_parse_retry_after_http_date_is_relative_to_now():
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:30 GMT", now=1445412480.0) == 30.0
 
 
 def test_refused_bearer_token_is_an_oauth_error():
@@ -538,7 +653,7 @@ def test_tls_certificate_failure_is_unreachable_but_a_tls_reset_after_sending_is
 def test_on_call_hook_sees_endpoint_duration_and_outcome():
     calls: list[tuple[str, float, str]] = []
     client, _ = make(
-        (200, "Result"),
+        (200, "Result:Success"),
         (200, "-113"),
         (503, ""),
         (200, "??"),
@@ -564,8 +679,8 @@ def test_a_broken_hook_does_not_break_the_call():
     def boom(*_):
         raise RuntimeError("metrics down")
 
-    client, _ = make((200, "Result"), on_call=boom)
-    assert client.send("966500000001", "hi", "Dreams").body == "Result"
+    client, _ = make((200, "Result:Success"), on_call=boom)
+    assert client.send("966500000001", "hi", "Dreams").body == "Result:Success"
 
 
 # -- secrets ---------------------------------------------------------------------
@@ -784,7 +899,7 @@ def test_senders_list_and_its_codes(sandbox, admin, client):
 @pytest.mark.parametrize("endpoint", ["sendsms", "sendsms_multi"])
 def test_send_success_is_recorded(client, admin, endpoint):
     result = send_one(client, endpoint)
-    assert result == SendResult("Result:Success")
+    assert result.body == "Result:Success" and result.all_confirmed
     recorded = [(m["to"], m["sender"]) for m in admin.messages()]
     expected = [(OK_NUMBER, "Dreams")]
     if endpoint == "sendsms_multi":
@@ -878,9 +993,26 @@ def test_other_success_bodies(profile, body):
         result = c.send_multi("Dreams", [(OK_NUMBER, "a"), (OTHER_NUMBER, "b")])
         messages = testing.SandboxAdmin(srv.url).messages()
     if body is not None:
-        assert result == SendResult(body)
+        assert result.body == body
     else:
         assert result.ids == {m["to"]: m["sms_id"] for m in messages}
+    assert result.recipients == (OK_NUMBER, OTHER_NUMBER)
+    assert result.confirmed == (True, True)
+
+
+def test_a_listing_without_some_recipients_leaves_them_unconfirmed():
+    client, _ = make((200, "77:966500000001\n78:966500000003"))
+    result = client.send_multi(
+        "Dreams", [("966500000001", "a"), ("966500000002", "b"), ("966500000003", "c")]
+    )
+    assert result.confirmed == (True, False, True) and result.unconfirmed == (1,)
+
+
+def test_a_comma_list_send_is_checked_per_number():
+    client, _ = make((200, "77:966500000001"))
+    result = client.send("966500000001,966500000002", "hi", "Dreams")
+    assert result.recipients == ("966500000001", "966500000002")
+    assert result.confirmed == (True, False)
 
 
 # faults: each kind maps to one exception class
@@ -939,9 +1071,11 @@ def test_injected_error_codes_are_provider_errors(client, admin):
         assert info.value.code in (-114, -118) and info.value.retryable
 
 
-def test_unknown_endpoint_page_is_garbled(sandbox, admin):
-    with live(sandbox, base_url=sandbox.url + "/nowhere") as c, pytest.raises(GarbledResponse):
-        c.balance()
+def test_unknown_endpoint_page_is_a_configuration_refusal(sandbox, admin):
+    with live(sandbox, base_url=sandbox.url + "/nowhere") as c, pytest.raises(HttpRefused) as info:
+        c.send("966500000001", "hi", "Dreams")
+    assert info.value.status == 404 and info.value.is_configuration
+    assert admin.messages() == []
 
 
 def test_a_stopped_provider_is_unreachable():
@@ -995,3 +1129,70 @@ def test_hook_labels_over_http(sandbox, admin):
         with pytest.raises(ServerError):
             c.send(OK_NUMBER, "hi", "Dreams")
     assert seen == ["chk_balance:ok", "sendsms:server_error"]
+
+
+# -- batching for sendsms_multi ------------------------------------------------------
+
+
+def _form_bytes(items, shape="list") -> int:
+    from urllib.parse import urlencode
+
+    return len(urlencode({"to": multi_payload(items, shape)}))
+
+
+@pytest.mark.parametrize("shape", ["list", "object"])
+def test_multi_slices_size_is_exact_for_the_to_field(shape):
+    items = [(f"9665000000{i:02d}", t) for i, t in enumerate(["hi", "مرحبا بك", "😀 x", 'a"&b+'])]
+    for n in range(1, len(items) + 1):
+        exact = _form_bytes(items[:n], shape)
+        fits = multi_slices(items[:n], max_count=100, max_bytes=exact, shape=shape, overhead=0)
+        assert fits == [slice(0, n)]
+        split = multi_slices(items[:n], max_count=100, max_bytes=exact - 1, shape=shape,
+                             overhead=0)
+        assert len(split) == (2 if n > 1 else 1)
+
+
+def test_multi_slices_bound_count_and_bytes_and_keep_order():
+    arabic = "م" * 670  # 10 segments, ~8 KB once url-encoded
+    items = [(f"9665{i:08d}", arabic if i % 3 else "short") for i in range(200)]
+    slices = multi_slices(items, max_count=50, max_bytes=64 * 1024)
+    assert [i for s in slices for i in range(len(items))[s]] == list(range(200))
+    for s in slices:
+        chunk = items[s]
+        assert 1 <= len(chunk) <= 50
+        assert _form_bytes(chunk) + 1024 <= 64 * 1024
+    assert len(slices) > 4  # bytes, not the count, were the bound here
+    assert split_multi(items, max_count=50, max_bytes=64 * 1024) == [items[s] for s in slices]
+
+
+def test_multi_slices_count_bound_alone():
+    items = [(f"9665{i:08d}", "hi") for i in range(7)]
+    assert multi_slices(items, max_count=3) == [slice(0, 3), slice(3, 6), slice(6, 7)]
+    assert multi_slices([], max_count=3) == []
+
+
+def test_an_item_too_big_for_any_call_gets_its_own_slice():
+    items = [("966500000001", "a"), ("966500000002", "م" * 5000), ("966500000003", "b")]
+    assert multi_slices(items, max_count=10, max_bytes=4096) == [
+        slice(0, 1), slice(1, 2), slice(2, 3)]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.tuples(st.from_regex(r"9665[0-9]{8}", fullmatch=True), st.text(min_size=1,
+             max_size=300).filter(lambda t: not any(0xD800 <= ord(c) <= 0xDFFF for c in t))),
+             max_size=40),
+    st.integers(min_value=1, max_value=15),
+    st.integers(min_value=2000, max_value=20000),
+    st.sampled_from(["list", "object"]),
+)
+def test_multi_slices_property(items, max_count, max_bytes, shape):
+    if shape == "object":
+        items = list(dict(items).items())
+    slices = multi_slices(items, max_count=max_count, max_bytes=max_bytes, shape=shape)
+    assert [i for s in slices for i in range(len(items))[s]] == list(range(len(items)))
+    for s in slices:
+        chunk = items[s]
+        assert 1 <= len(chunk) <= max_count
+        if len(chunk) > 1:
+            assert _form_bytes(chunk, shape) + 1024 <= max_bytes

@@ -19,6 +19,7 @@ from dreams_sms.errors import (
     ConfigError,
     DreamsError,
     GarbledResponse,
+    HttpRefused,
     OAuthError,
     OutcomeUnknown,
     ProviderError,
@@ -143,14 +144,22 @@ def test_oauth_error_without_json_still_names_the_status():
         (200, "[]"),
         (200, '{"token_type": "Bearer"}'),
         (200, '{"access_token": "a", "expires_in": "soon"}'),
-        (302, ""),
-        (404, ""),
+        (201, "{}"),
     ],
 )
 def test_unreadable_token_answers_are_garbled(answer):
     oauth, _ = make(answer)
     with pytest.raises(GarbledResponse):
         oauth.generate()
+
+
+@pytest.mark.parametrize(("status", "retryable"), [(302, False), (404, False), (429, True)])
+def test_token_endpoint_refusals_are_certain(status, retryable):
+    oauth, _ = make((status, ""))
+    with pytest.raises(HttpRefused) as info:
+        oauth.generate()
+    assert info.value.status == status and info.value.retryable is retryable
+    assert not info.value.ambiguous
 
 
 def test_transport_is_mapped_like_the_client():
@@ -333,12 +342,12 @@ def test_holder_plugs_into_the_client_as_the_token_callable():
 def test_client_retries_once_with_a_new_token_when_the_token_is_refused():
     tokens = grant("a1", refresh="r1"), grant("a2", refresh="r2"), grant("a3")
     oauth, _ = make(*tokens, clock=time.time)
-    adapter = FakeAdapter((200, "-110"), (200, "Result"), (200, "-110"), (200, "-110"))
+    adapter = FakeAdapter((200, "-110"), (200, "Result:Success"), (200, "-110"), (200, "-110"))
     session = requests.Session()
     session.mount("https://", adapter)
     settings = Settings(user="demo", secret_key=Secret("k"), base_url="https://provider.test/api")
     client = DreamsClient(settings, session=session, token=TokenHolder(oauth))
-    assert client.send("966500000001", "hi", "Dreams").body == "Result"
+    assert client.send("966500000001", "hi", "Dreams").body == "Result:Success"
     assert [r.headers["Authorization"] for r, _ in adapter.sent] == ["Bearer a1", "Bearer a2"]
     with pytest.raises(ProviderError):  # refused again with a fresh token: a real -110
         client.check_user()

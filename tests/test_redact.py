@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dreams_sms.redact import SECRET_NAMES, redact, redact_url
+from dreams_sms.redact import REQUEST_SECRET_NAMES, SECRET_NAMES, redact, redact_url
 
 SECRET = "s3cr3t-Value.9"
 
@@ -19,6 +19,12 @@ SECRET = "s3cr3t-Value.9"
         f"grant_type=refresh_token&refresh_token={SECRET}&client_id=c&client_secret={SECRET}",
         f"https://host/api?user=a&token={SECRET}",
         f"user=demo&secret_key=x&code={SECRET}",
+        f"code={SECRET}&user=demo",
+        f"https://h/api/activate?code={SECRET}",
+        f"{{'code': '4821{SECRET}'}}",
+        f"Proxy-Authorization: Basic {SECRET}",
+        f"X-Api-Key: {SECRET}",
+        f"{{'X-Api-Key': '{SECRET}'}}",
         f"legacy ?user=a&pass={SECRET}&to=1",
         f'{{"access_token": "{SECRET}", "token_type": "Bearer", "expires_in": 3600}}',
         f'{{"refresh_token":"{SECRET}"}}',
@@ -88,12 +94,56 @@ def test_redact_url_survives_unparsable_input():
 
 
 @given(
-    name=st.sampled_from(SECRET_NAMES),
+    name=st.sampled_from(REQUEST_SECRET_NAMES),
     value=st.from_regex(r"[A-Za-z0-9._~+/-]{4,40}", fullmatch=True),
-    prefix=st.sampled_from(["", "user=u&", "x=1&"]),
+    prefix=st.sampled_from(["", "user=u&", "x=1&", "https://h/api?"]),
 )
 def test_any_form_secret_is_masked(name, value, prefix):
     assert value not in redact(f"{prefix}{name}={value}&to=1").replace(f"{name}=", "")
+    assert value not in redact(f"user=u&{name}={value}").replace(f"{name}=", "")
+
+
+@given(
+    name=st.sampled_from(SECRET_NAMES),
+    value=st.from_regex(r"[A-Za-z0-9._~+/-]{4,40}", fullmatch=True),
+)
+def test_secret_names_are_masked_in_log_lines_too(name, value):
+    assert value not in redact(f"call failed {name}={value} status=500").replace(f"{name}=", "")
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "ALERT sending paused reason=balance code=-113: Not enough balance",
+        "ALERT sending paused reason=account code=-124: IP not allowed",
+        "batch sender=Dreams size=100 outcome=balance code=-113 latency=0.051s",
+        "batch sender=Dreams size=3 outcome=transport code=http429 latency=0.010s",
+        "batch sender=Dreams size=3 outcome=sent code=- latency=0.010s",
+        "sendsms answered -118: Unwanted error status=200 count=100 tokens=3",
+        "HTTP 429 Retry-After 120 status=429 sent=10 failed=2",
+        '{"code": -113, "status": "held", "count": 4}',
+        "{'code': '-113', 'status': 429}",
+    ],
+)
+def test_codes_statuses_and_counts_stay_visible(line):
+    assert redact(line) == line
+
+
+def test_the_log_filter_keeps_codes_and_masks_secrets():
+    import logging
+
+    from dreams_sms.redact import RedactingFilter
+
+    record = logging.LogRecord("x", logging.ERROR, __file__, 1,
+                               "ALERT sending paused reason=%s code=%s: %s",
+                               ("balance", -113, "Not enough balance"), None)
+    assert RedactingFilter().filter(record)
+    shown = record.getMessage()
+    assert shown == "ALERT sending paused reason=balance code=-113: Not enough balance"
+    record = logging.LogRecord("x", logging.DEBUG, __file__, 1, "body %s",
+                               ("user=u&secret_key=abc123xyz&code=4821",), None)
+    assert RedactingFilter().filter(record)
+    assert record.getMessage() == "body user=u&secret_key=***&code=***"
 
 
 @given(st.text(max_size=200))

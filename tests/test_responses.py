@@ -228,18 +228,95 @@ def test_senders_no_sender_code():
 
 
 @pytest.mark.parametrize(
-    "body", ["Result", "Result:Success", "result: 1 message", "Success", "SUCCESS\n", "Result\n0"]
+    "body",
+    [
+        "Result:Success",
+        "Result: Success",
+        " result : success \r\n",
+        "RESULT:SUCCESS",
+        "Success",
+        "SUCCESS\n",
+        "\ufeffsuccess",
+    ],
 )
 @pytest.mark.parametrize("endpoint", ["sendsms", "sendsms_multi"])
-def test_send_result_and_success_words(endpoint, body):
+def test_send_success_is_the_documented_answer_in_any_case_and_spacing(endpoint, body):
     result = parse_send(endpoint, body)
-    assert result == SendResult(body=body.strip(), ids={})
+    assert result == SendResult(body=text_of(body), ids={})
+    assert result.all_confirmed
+
+
+def test_a_whole_batch_success_confirms_every_recipient():
+    result = parse_send("sendsms_multi", "Result: Success", ["966500000001", "966500000002"])
+    assert result.recipients == ("966500000001", "966500000002")
+    assert result.confirmed == (True, True) and result.unconfirmed == ()
+
+
+@pytest.mark.parametrize(("body", "code"), [("Result: -113", -113), ("result:-118\n", -118),
+                                            ("RESULT : -123", -123)])
+@pytest.mark.parametrize("endpoint", ["sendsms", "sendsms_multi"])
+def test_result_with_a_code_is_that_error_for_the_endpoint(endpoint, body, code):
+    with pytest.raises(ProviderError) as info:
+        parse_send(endpoint, body)
+    assert info.value.code == code and info.value.endpoint == endpoint
+    if code == -113:
+        assert info.value.is_balance
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "Result",
+        "Result:Failed",
+        "Result: Fail",
+        "RESULT: INVALID SENDER",
+        "result: 1 message",
+        "Result\n0",
+        "Result: 999",
+        "Result: Success.",
+        "Result: Success\nResult: Success",
+        "success=false",
+        "success=true",
+        "not Success",
+        "Unsuccessful",
+        '{"success": false}',
+        "<html><body>Success</body></html>",
+        "Error:966500000001",
+        "Failed1:966500000001",
+    ],
+)
+def test_anything_else_that_looks_like_a_result_is_garbled_never_success(body):
+    with pytest.raises(GarbledResponse):
+        parse_send("sendsms_multi", body)
 
 
 def test_send_sms_id_lines_give_ids_per_number():
     result = parse_send("sendsms_multi", " 8812:966500000001\r\n8813:966500000002\n\n")
     assert result.ids == {"966500000001": "8812", "966500000002": "8813"}
     assert result.body == "8812:966500000001\r\n8813:966500000002"
+    assert result.confirmed == (True, True)
+
+
+def test_id_lines_confirm_recipient_by_recipient():
+    sent = ["966500000001", "966500000002", "966500000003"]
+    result = parse_send("sendsms_multi", "8812:966500000001\n8814:0500000003", sent)
+    assert result.recipients == tuple(sent)
+    assert result.confirmed == (True, False, True)
+    assert result.unconfirmed == (1,) and not result.all_confirmed
+
+
+def test_a_number_sent_twice_needs_two_ids():
+    sent = ["966500000001", "966500000001"]
+    assert parse_send("sendsms_multi", "1:966500000001", sent).confirmed == (True, False)
+    both = parse_send("sendsms_multi", "1:966500000001\n2:+966500000001", sent)
+    assert both.confirmed == (True, True)
+
+
+def test_ids_for_numbers_not_sent_mean_the_answer_is_not_ours():
+    with pytest.raises(GarbledResponse):
+        parse_send("sendsms_multi", "1:966500000009", ["966500000001"])
+    with pytest.raises(GarbledResponse):
+        parse_send("sendsms_multi", "1:966500000001\n2:966500000001", ["966500000001"])
 
 
 @pytest.mark.parametrize(
@@ -348,7 +425,9 @@ def test_any_plain_balance_round_trips(value):
 @given(
     st.dictionaries(
         st.from_regex(r"9665[0-9]{8}", fullmatch=True),
-        st.from_regex(r"[A-Za-z0-9]{1,12}", fullmatch=True),
+        st.from_regex(r"[A-Za-z0-9]{0,6}[0-9][A-Za-z0-9]{0,5}", fullmatch=True).filter(
+            lambda i: not i.lower().startswith(("result", "success", "error", "fail"))
+        ),
         min_size=1,
         max_size=20,
     )

@@ -290,3 +290,43 @@ def test_command_line_refuses_bad_faults() -> None:
     )
     assert result.returncode == 2
     assert "error_rate" in result.stderr
+
+
+def test_refuse_rate_is_a_429_with_retry_after_and_accepts_nothing(server, http, admin) -> None:
+    admin.faults(refuse_rate=1.0, refuse_retry_after=7)
+    r = send(server, http)
+    assert r.status_code == 429 and r.headers["Retry-After"] == "7"
+    assert admin.stats()["accepted"] == 0
+    assert admin.stats()["answers"]["sendsms"] == {"http_429": 1}
+
+
+def test_partial_rate_accepts_all_but_lists_all_but_the_last(server, http, admin) -> None:
+    admin.faults(partial_rate=1.0)
+    r = send(server, http)
+    lines = r.text.splitlines()
+    assert r.status_code == 200 and len(lines) == 1 and lines[0].endswith(":966512345678")
+    assert admin.stats()["accepted"] == 2
+    assert admin.stats()["answers"]["sendsms"] == {"partial": 1}
+
+
+def test_refuse_and_partial_as_the_client_sees_them(server, admin) -> None:
+    from dreams_sms.client import DreamsClient
+    from dreams_sms.config import Secret, Settings
+    from dreams_sms.errors import HttpRefused
+
+    settings = Settings(user="demo", secret_key=Secret("demo-secret"), base_url=server.api_url)
+    items = [("966512345670", "a"), ("966512345671", "b"), ("966512345672", "c")]
+    with DreamsClient(settings) as client:
+        admin.faults(refuse_rate=1.0, refuse_retry_after=3)
+        with pytest.raises(HttpRefused) as info:
+            client.send_multi("Dreams", items)
+        assert info.value.retryable and info.value.retry_after == 3.0
+        admin.faults(reset=True, partial_rate=1.0)
+        result = client.send_multi("Dreams", items)
+    assert result.confirmed == (True, True, False) and result.unconfirmed == (2,)
+    assert len(admin.messages()) == 3  # the unconfirmed one did land: hold it, never resend
+
+
+def test_refuse_retry_after_is_checked(admin) -> None:
+    with pytest.raises(SandboxAdminError):
+        admin.faults(refuse_retry_after=-1)

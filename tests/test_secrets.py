@@ -1,6 +1,10 @@
 """Secret hygiene: a campaign run with known secrets, then a search for them in
 every Redis key and value, every log line, Flower's pages and API, the metrics
-page and exception texts. Zero hits allowed."""
+page and exception texts. Zero hits allowed.
+
+The workers use an OAuth client too, so the search also covers the client
+secret and the access and refresh tokens the workers shared through Redis
+(read back by opening the sealed value with the client secret)."""
 
 from __future__ import annotations
 
@@ -13,15 +17,19 @@ import redis
 import requests
 from e2e_helpers import make_stack, nums, producer_for, wait_for
 
-from dreams_sms.config import Settings
+from dreams_sms.config import Secret, Settings
 from dreams_sms.errors import DreamsError
+from dreams_sms.keys import Keys
 from dreams_sms.sandbox.testing import SandboxAdmin
+from dreams_sms.tokenstore import RedisTokenStore
 
 pytestmark = pytest.mark.e2e
 
 SECRET = "sk-" + secrets.token_hex(12)
 REDIS_PW = "rpw-" + secrets.token_hex(8)
 AUTH = ("ops", "flower-" + secrets.token_hex(6))
+CLIENT_ID = "hygiene-client"
+CLIENT_SECRET = "cs-" + secrets.token_hex(12)
 
 
 def _values(r: redis.Redis) -> list[bytes]:
@@ -59,7 +67,9 @@ def _values(r: redis.Redis) -> list[bytes]:
 @pytest.fixture(scope="module")
 def stack():
     s = make_stack(workers=1, concurrency=2, flower=True, flower_auth=":".join(AUTH),
-                   metrics=True, redis_password=REDIS_PW, env={"DREAMS_SECRET_KEY": SECRET})
+                   metrics=True, redis_password=REDIS_PW,
+                   env={"DREAMS_SECRET_KEY": SECRET, "DREAMS_CLIENT_ID": CLIENT_ID,
+                        "DREAMS_CLIENT_SECRET": CLIENT_SECRET})
     s.start()
     yield s
     s.stop()
@@ -68,6 +78,7 @@ def stack():
 def test_no_secret_anywhere_after_a_campaign(stack):
     admin = SandboxAdmin(stack.sandbox_url)
     admin.account_upsert(user="demo", secret_key=SECRET)
+    admin.oauth_client(CLIENT_ID, CLIENT_SECRET, user="demo")
     admin.faults(error_burst=3, http5xx_rate=0.05)
     p = producer_for(stack)
     assert p.settings.secret_key.reveal() == SECRET
@@ -84,6 +95,15 @@ def test_no_secret_anywhere_after_a_campaign(stack):
     with pytest.raises(DreamsError) as info:
         DreamsClient(wrong).balance()
     texts = [str(info.value), repr(info.value), repr(wrong), repr(p.settings)]
+
+    # The workers sent with a bearer token shared through Redis; open it to know it.
+    assert admin.stats()["calls"].get("token/generate", 0) >= 1
+    r = redis.Redis.from_url(stack.redis_url)
+    store = RedisTokenStore(r, Keys(p.settings.prefix).token, Secret(CLIENT_SECRET),
+                            client_id=CLIENT_ID)
+    token = store.load()
+    assert token is not None and token.access_token and token.refresh_token
+    tokens = (token.access_token, token.refresh_token)
 
     haystack: list[bytes] = [t.encode() for t in texts]
     haystack += _values(redis.Redis.from_url(stack.redis_url))
@@ -102,7 +122,7 @@ def test_no_secret_anywhere_after_a_campaign(stack):
         haystack.append(requests.get(f"{stack.flower_url}/worker/{name}", auth=AUTH,
                                      timeout=10).content)
 
-    for needle in (SECRET, REDIS_PW, AUTH[1]):
+    for needle in (SECRET, REDIS_PW, AUTH[1], CLIENT_SECRET, *tokens):
         hits = [h[:200] for h in haystack if needle.encode() in h]
         assert hits == [], f"{needle[:6]}... found in {hits[:3]}"
     assert len(haystack) > 1000  # the search really covered Redis, logs and Flower

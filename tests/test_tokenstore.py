@@ -52,3 +52,64 @@ def test_many_workers_one_generate_then_one_refresh(sandbox, redis_url):
     calls = admin.stats()["calls"]
     assert calls.get("token/refresh", 0) + calls.get("token/generate", 0) == 2
     assert "demo-client-secret" not in r.get("t:oauth")
+
+
+def _token(access: str = "acc-0123456789abcdef", refresh: str = "ref-0123456789abcdef"):
+    import time
+
+    from dreams_sms.oauth import Token
+
+    return Token(access_token=access, token_type="Bearer", expires_in=3600,
+                 refresh_token=refresh, obtained_at=time.time())
+
+
+def test_tokens_are_sealed_at_rest(redis_url):
+    r = redis.Redis.from_url(redis_url)
+    store = RedisTokenStore(r, "t:sealed", Secret("client-secret-1"), client_id="c1")
+    token = _token()
+    store.save(token)
+    raw = r.get("t:sealed")
+    for clear in (b"acc-0123456789abcdef", b"ref-0123456789abcdef", b"client-secret-1",
+                  b"access_token", b"Bearer"):
+        assert clear not in raw
+    assert 0 < r.ttl("t:sealed") <= 3660
+    assert store.load() == token
+    again = RedisTokenStore(r, "t:sealed", "client-secret-1", client_id="c1")
+    assert again.load() == token  # another worker with the same secret opens it
+
+
+def test_a_token_sealed_with_another_secret_or_in_clear_is_absent(redis_url):
+    import json
+
+    r = redis.Redis.from_url(redis_url)
+    RedisTokenStore(r, "t:rotated", Secret("old-secret")).save(_token())
+    assert RedisTokenStore(r, "t:rotated", Secret("new-secret")).load() is None
+    r.set("t:legacy", json.dumps(_token().as_dict()))
+    assert RedisTokenStore(r, "t:legacy", Secret("new-secret")).load() is None
+    r.set("t:junk", b"\xff\x00not a token")
+    assert RedisTokenStore(r, "t:junk", Secret("new-secret")).load() is None
+
+
+def test_a_store_without_a_secret_never_saves(redis_url):
+    from dreams_sms.errors import ConfigError
+
+    r = redis.Redis.from_url(redis_url)
+    store = RedisTokenStore(r, "t:nosecret")
+    with pytest.raises(ConfigError):
+        store.save(_token())
+    assert r.get("t:nosecret") is None and store.load() is None
+
+
+def test_rotated_secret_means_a_new_grant_not_an_error(sandbox, redis_url):
+    admin = SandboxAdmin(sandbox.url)
+    admin.reset()
+    settings = Settings(base_url=sandbox.api_url, oauth_url=sandbox.oauth_url,
+                        client_id="demo-client", client_secret=Secret("demo-client-secret"))
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    RedisTokenStore(r, "t:rot", Secret("an-older-secret"),
+                    client_id="demo-client").save(_token("stale-token-123456"))
+    holder = SharedTokenHolder(OAuthClient(settings), RedisTokenStore(r, "t:rot"))
+    token = holder()
+    assert token != "stale-token-123456"
+    assert admin.stats()["calls"].get("token/generate", 0) == 1
+    assert token not in r.get("t:rot") and "demo-client-secret" not in r.get("t:rot")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import random
 
 import phonenumbers
@@ -15,8 +16,10 @@ from dreams_sms.validate import (
     SENDSMS_OPTIONS,
     _parse,
     check_options,
+    check_segments,
     check_sender,
     check_text,
+    check_times,
     normalize_number,
 )
 
@@ -279,6 +282,57 @@ def test_text_refused(text, reason):
     assert info.value.field == "text"
 
 
+@pytest.mark.parametrize(
+    ("text", "count"),
+    [
+        ("x" * 1530, 10),  # GSM-7: 10 x 153
+        ("م" * 670, 10),  # UCS-2: 10 x 67
+        ("😀" * 335, 10),  # an emoji is two UTF-16 units
+        ("€" * 765, 10),  # an extension character is two septets
+        ("مرحبا", 1),
+    ],
+)
+def test_texts_up_to_ten_segments_are_accepted(text, count):
+    assert check_text(text) == text
+    assert check_segments(text) == count
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("م" * 671, "11 segments \\(UCS-2, 671 UTF-16 units, 671 characters\\), the limit is 10"),
+        ("😀" * 336, "11 segments \\(UCS-2, 672 UTF-16 units, 336 characters\\)"),
+        ("€" * 766, "11 segments \\(GSM-7, 1532 septets, 766 characters\\)"),
+        ("a" * 1000 + "م", "15 segments \\(UCS-2"),
+    ],
+)
+def test_texts_over_the_segment_cap_are_refused_naming_the_count(text, reason):
+    with pytest.raises(InvalidText, match=reason) as info:
+        check_text(text)
+    assert info.value.field == "text"
+
+
+def test_segment_cap_is_a_parameter():
+    assert check_text("م" * 134, max_segments=2)
+    with pytest.raises(InvalidText, match=r"3 segments .* the limit is 2"):
+        check_text("م" * 135, max_segments=2)
+    with pytest.raises(InvalidText, match="2 segments"):
+        check_text("x" * 161, max_segments=1)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(min_size=1, max_size=800), st.integers(min_value=1, max_value=12))
+def test_segment_cap_agrees_with_the_segments_module(text, cap):
+    from dreams_sms.segments import segments
+
+    try:
+        check_text(text, max_length=10_000, max_segments=cap)
+    except InvalidText as exc:
+        assert "segments" not in str(exc) or segments(text) > cap
+        return
+    assert segments(text) <= cap
+
+
 def test_text_max_length_is_a_parameter():
     assert check_text("x" * 10, max_length=10)
     with pytest.raises(InvalidText, match="11 characters, the limit is 10"):
@@ -477,3 +531,76 @@ def test_sender_refused(name):
     with pytest.raises(ValidationError) as info:
         check_sender(name)
     assert info.value.field == "sender"
+
+
+# -------------------------------------------------------------------- times
+
+NOW = 1_800_000_000.0
+UTC = dt.UTC
+
+
+def test_times_accepted():
+    assert check_times(NOW) == (0.0, None)
+    assert check_times(NOW, send_at=NOW + 60) == (NOW + 60, None)
+    assert check_times(NOW, expires_in=300) == (0.0, NOW + 300)
+    aware = dt.datetime.fromtimestamp(NOW + 3600, UTC)
+    assert check_times(NOW, expires_at=aware) == (0.0, NOW + 3600)
+    assert check_times(NOW, send_at=NOW + 10, expires_at=NOW + 20) == (NOW + 10, NOW + 20)
+    assert check_times(NOW, send_at=NOW - 5) == (NOW - 5, None)  # a little late: send now
+
+
+@pytest.mark.parametrize("field", ["send_at", "expires_in", "expires_at"])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf"), 10**400])
+def test_non_finite_times_are_refused_naming_the_field(field, bad):
+    with pytest.raises(ValidationError) as info:
+        check_times(NOW, **{field: bad})
+    assert info.value.field == field
+    assert str(info.value).startswith(field) and "finite" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "why"),
+    [
+        ("send_at", NOW * 1000, "more than a year ahead"),  # milliseconds
+        ("send_at", NOW + 400 * 86_400, "more than a year ahead"),
+        ("send_at", 0, "more than a year in the past"),
+        ("expires_in", 400 * 86_400, "more than a year"),
+        ("expires_in", 0, "positive"),
+        ("expires_in", -5, "positive"),
+        ("expires_at", NOW, "in the future"),
+        ("expires_at", NOW - 1, "in the future"),
+        ("expires_at", NOW + 400 * 86_400, "more than a year ahead"),
+        ("expires_at", dt.datetime(2020, 1, 1, tzinfo=UTC), "in the future"),
+        ("expires_at", dt.datetime(2030, 1, 1), "timezone-aware"),
+        ("send_at", "tomorrow", "expected a datetime or epoch seconds"),
+        ("expires_in", True, "expected a number of seconds"),
+        ("expires_in", "300", "expected a number of seconds"),
+    ],
+)
+def test_times_out_of_range_are_refused_naming_the_field(field, value, why):
+    with pytest.raises(ValidationError, match=why) as info:
+        check_times(NOW, **{field: value})
+    assert info.value.field == field and str(info.value).startswith(field)
+
+
+def test_expiry_before_the_send_time_and_both_expiries_are_refused():
+    with pytest.raises(ValidationError, match="expire before send_at") as info:
+        check_times(NOW, send_at=NOW + 600, expires_in=300)
+    assert info.value.field == "expires_in"
+    with pytest.raises(ValidationError, match="not both") as info:
+        check_times(NOW, expires_in=1, expires_at=NOW + 5)
+    assert info.value.field == "expires_in"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(st.none(), st.floats(), st.integers(min_value=-(10**20), max_value=10**20)),
+    st.one_of(st.none(), st.floats(), st.integers(min_value=-(10**12), max_value=10**12)),
+)
+def test_times_give_finite_values_or_validation_errors(send_at, expires_in):
+    try:
+        due, expiry = check_times(NOW, send_at=send_at, expires_in=expires_in)
+    except ValidationError as exc:
+        assert exc.field in ("send_at", "expires_in")
+        return
+    assert math.isfinite(due) and (expiry is None or NOW < expiry <= NOW + 366 * 86_400)

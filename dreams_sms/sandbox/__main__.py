@@ -41,6 +41,13 @@ def parser(prog: str = "python -m dreams_sms.sandbox") -> argparse.ArgumentParse
     p.add_argument("--port", type=int, default=8025, help="port (default: 8025)")
     p.add_argument("--admin", action="store_true", help="serve the /_sandbox/ admin API")
     p.add_argument(
+        "--admin-token",
+        default=None,
+        metavar="TOKEN",
+        help="require TOKEN in the X-Sandbox-Admin-Token header on every admin route "
+        "(default: $DREAMS_SANDBOX_ADMIN_TOKEN; prefer the variable, arguments show in ps)",
+    )
+    p.add_argument(
         "--success-body",
         choices=SUCCESS_BODIES,
         default="result",
@@ -79,6 +86,12 @@ def parser(prog: str = "python -m dreams_sms.sandbox") -> argparse.ArgumentParse
                    help="share of calls answered with a body no parser knows (0-1)")
     f.add_argument("--drop-after-accept-rate", type=float, default=0.0,
                    help="share of sends accepted, then the connection dropped (0-1)")
+    f.add_argument("--refuse-rate", type=float, default=0.0,
+                   help="share of calls answered HTTP 429 with Retry-After (nothing accepted)")
+    f.add_argument("--refuse-retry-after", type=float, default=1.0)
+    f.add_argument("--partial-rate", type=float, default=0.0,
+                   help="share of sends accepted in full but answered with ids for all "
+                        "recipients except the last")
     f.add_argument(
         "--fault-endpoints",
         type=_names,
@@ -101,6 +114,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m dreams_sms.sa
             http5xx_rate=args.http5xx_rate,
             garbled_rate=args.garbled_rate,
             drop_after_accept_rate=args.drop_after_accept_rate,
+            refuse_rate=args.refuse_rate,
+            refuse_retry_after=args.refuse_retry_after,
+            partial_rate=args.partial_rate,
             endpoints=args.fault_endpoints,
         )
     except ValueError as exc:
@@ -117,6 +133,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m dreams_sms.sa
             seed_demo=args.seed_demo,
             seed=args.seed,
             journal=args.journal,
+            admin_token=args.admin_token,
         )
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:

@@ -17,7 +17,15 @@ from typing import Any
 from ..codes import ENDPOINTS
 
 SEND_ENDPOINTS = ("sendsms", "sendsms_multi")
-_RATES = ("error_rate", "hang_rate", "http5xx_rate", "garbled_rate", "drop_after_accept_rate")
+_RATES = (
+    "error_rate",
+    "hang_rate",
+    "http5xx_rate",
+    "garbled_rate",
+    "drop_after_accept_rate",
+    "refuse_rate",
+    "partial_rate",
+)
 
 
 class FaultKind(StrEnum):
@@ -26,6 +34,8 @@ class FaultKind(StrEnum):
     HTTP5XX = "http5xx"  # 500/502/503 with an HTML page, accept nothing
     GARBLED = "garbled"  # 200 with a body no client can read, accept nothing
     DROP = "drop_after_accept"  # accept, then close without an answer
+    REFUSE = "refuse"  # HTTP 429 with Retry-After, as a rate-limiting proxy does; accept nothing
+    PARTIAL = "partial"  # accept every message, list an id for all but the last one
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +59,9 @@ class Faults:
     http5xx_rate: float = 0.0
     garbled_rate: float = 0.0
     drop_after_accept_rate: float = 0.0
+    refuse_rate: float = 0.0
+    refuse_retry_after: float = 1.0
+    partial_rate: float = 0.0
     endpoints: list[str] = field(default_factory=lambda: list(SEND_ENDPOINTS))
 
     def __post_init__(self) -> None:
@@ -65,8 +78,11 @@ class Faults:
             raise ValueError("the fault rates must add up to at most 1")
         self.latency_ms = float(self.latency_ms)
         self.hang_s = float(self.hang_s)
+        self.refuse_retry_after = float(self.refuse_retry_after)
         if self.latency_ms < 0 or self.hang_s < 0:
             raise ValueError("latency_ms and hang_s must not be negative")
+        if not 0 <= self.refuse_retry_after <= 86_400:
+            raise ValueError("refuse_retry_after must be between 0 and 86400 seconds")
         self.error_burst = int(self.error_burst)
         if self.error_burst < 0:
             raise ValueError("error_burst must not be negative")
@@ -135,6 +151,12 @@ def decide(faults: Faults, rng: random.Random, endpoint: str) -> Fault | None:
     edge += faults.drop_after_accept_rate
     if draw < edge:
         return Fault(FaultKind.DROP)
+    edge += faults.refuse_rate
+    if draw < edge:
+        return Fault(FaultKind.REFUSE, status=429)
+    edge += faults.partial_rate
+    if draw < edge:
+        return Fault(FaultKind.PARTIAL)
     edge += faults.error_rate
     if draw < edge:
         return Fault(FaultKind.ERROR, code=rng.choice(faults.error_codes))

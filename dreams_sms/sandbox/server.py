@@ -11,7 +11,10 @@ from __future__ import annotations
 import base64
 import codecs
 import contextlib
+import hmac
+import ipaddress
 import json
+import os
 import re
 import signal
 import socket
@@ -25,10 +28,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
+from ..redact import redact
 from .faults import Faults
 from .state import Outcome, Sandbox
 
 MAX_BODY = 32 * 1024 * 1024
+#: The header that carries the admin token when the sandbox has one.
+ADMIN_TOKEN_HEADER = "X-Sandbox-Admin-Token"
+#: Where `run` reads the admin token when none is given (keeps it out of `ps`).
+ADMIN_TOKEN_ENV = "DREAMS_SANDBOX_ADMIN_TOKEN"
 _JSON = "application/json"
 _BOUNDARY = re.compile(r'boundary=(?:"([^"]+)"|([^;\s]+))', re.IGNORECASE)
 _FIELD_NAME = re.compile(r'\bname="([^"]*)"|\bname=([^;\s]+)', re.IGNORECASE)
@@ -40,11 +48,18 @@ class _HTTPServer(ThreadingHTTPServer):
     request_queue_size = 1024
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], sandbox: Sandbox, admin: bool):
+    def __init__(
+        self,
+        address: tuple[str, int],
+        sandbox: Sandbox,
+        admin: bool,
+        admin_token: str | None = None,
+    ):
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         self.sandbox = sandbox
         self.admin = admin
+        self.admin_token = admin_token or None
         self.stopping = threading.Event()
         self._live: set[socket.socket] = set()
         self._live_lock = threading.Lock()
@@ -115,7 +130,8 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self._not_found()
         except Exception:
-            traceback.print_exc(file=sys.stderr)
+            # The exception may quote a request (secret_key, client_secret): redacted.
+            sys.stderr.write(redact(traceback.format_exc()))
             self.close_connection = True
             self._send(500, b"internal sandbox error", "text/plain; charset=utf-8")
 
@@ -147,7 +163,18 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._send(status, json.dumps(answer).encode(), _JSON, no_store=True)
 
+    def _admin_allowed(self) -> bool:
+        """With a token configured, every admin route needs it in the header."""
+        expected = self.server.admin_token
+        if expected is None:
+            return True
+        given = self.headers.get(ADMIN_TOKEN_HEADER, "")
+        return hmac.compare_digest(given.encode(), expected.encode())
+
     def _admin(self, method: str, route: list[str], query: str, body: bytes) -> None:
+        if not self._admin_allowed():
+            self._json(401, {"error": f"the admin API needs the {ADMIN_TOKEN_HEADER} header"})
+            return
         sandbox = self.server.sandbox
         args = dict(parse_qsl(query, keep_blank_values=True))
         key = (method, route[0] if route else "")
@@ -240,7 +267,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             _shutdown(self.connection)
             return
-        self._send(outcome.status, outcome.body, outcome.content_type)
+        self._send(outcome.status, outcome.body, outcome.content_type, extra=outcome.headers)
 
     def _not_found(self) -> None:
         self._send(404, b"<html><body><h1>404 Not Found</h1></body></html>", "text/html")
@@ -248,7 +275,15 @@ class _Handler(BaseHTTPRequestHandler):
     def _json(self, status: int, data: Any) -> None:
         self._send(status, json.dumps(data, ensure_ascii=False).encode(), _JSON)
 
-    def _send(self, status: int, body: bytes, ctype: str, *, no_store: bool = False) -> None:
+    def _send(
+        self,
+        status: int,
+        body: bytes,
+        ctype: str,
+        *,
+        no_store: bool = False,
+        extra: tuple[tuple[str, str], ...] = (),
+    ) -> None:
         """Head and body in one write: two small writes on a kept-alive socket
         would meet delayed ACKs and cost 40 ms each."""
         head = (
@@ -259,9 +294,20 @@ class _Handler(BaseHTTPRequestHandler):
         )
         if no_store:
             head += "Cache-Control: no-store\r\n"
+        for name, value in extra:
+            head += f"{name}: {value}\r\n"
         if self.close_connection:
             head += "Connection: close\r\n"
         self.wfile.write(head.encode("latin-1") + b"\r\n" + body)
+
+
+def _loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return host == "localhost"
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _reason(status: int) -> str:
@@ -382,6 +428,9 @@ _ADMIN_POST: dict[tuple[str, str], Callable[[Sandbox, dict[str, Any]], Any]] = {
         "accepted": s.lookup(d.get("sender", ""), d.get("since", 0), d.get("items", []))
     },
     ("POST", "reset"): _admin_reset,
+    ("POST", "oauth_clients"): lambda s, d: s.add_oauth_client(
+        d.get("client_id"), d.get("client_secret"), user=d.get("user", "demo")
+    ),
 }
 
 
@@ -395,11 +444,13 @@ class SandboxServer:
         host: str = "127.0.0.1",
         port: int = 0,
         admin: bool = False,
+        admin_token: str | None = None,
     ):
         self.sandbox = sandbox if sandbox is not None else Sandbox()
         self.host = host
         self.admin = admin
-        self._httpd = _HTTPServer((host, port), self.sandbox, admin)
+        self.admin_token = admin_token or None
+        self._httpd = _HTTPServer((host, port), self.sandbox, admin, self.admin_token)
         self._thread: threading.Thread | None = None
         self._serving = False
         self._closed = False
@@ -471,8 +522,15 @@ def run(
     seed_demo: bool = True,
     seed: int | None = None,
     journal: str | None = None,
+    admin_token: str | None = None,
 ) -> None:
-    """Serve until Ctrl-C or SIGTERM; prints one line with the URL."""
+    """Serve until Ctrl-C or SIGTERM; prints one line with the URL.
+
+    `admin_token` (else $DREAMS_SANDBOX_ADMIN_TOKEN) protects the admin routes;
+    without one, an admin API reachable beyond loopback gets a warning line.
+    """
+    if admin_token is None:
+        admin_token = os.environ.get(ADMIN_TOKEN_ENV, "").strip() or None
     sandbox = Sandbox(
         faults=faults,
         success_body=success_body,
@@ -481,10 +539,16 @@ def run(
         seed=seed,
         journal=journal,
     )
-    server = SandboxServer(sandbox, host=host, port=port, admin=admin)
+    server = SandboxServer(sandbox, host=host, port=port, admin=admin, admin_token=admin_token)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    extra = ", admin on /_sandbox" if admin else ""
+    extra = ""
+    if admin:
+        extra = ", admin on /_sandbox" + (" (token required)" if admin_token else "")
     print(f"Dreams sandbox serving on {server.url} (API {server.api_url}{extra})", flush=True)
+    if admin and not admin_token and not _loopback(host):
+        print(f"warning: the admin API on {host} has no token; anyone who can reach it can "
+              f"change balances and read account keys (set {ADMIN_TOKEN_ENV})",
+              file=sys.stderr, flush=True)
     with contextlib.suppress(KeyboardInterrupt, SystemExit):
         server.serve_forever()

@@ -73,6 +73,7 @@ class Outcome:
     content_type: str = "text/plain; charset=utf-8"
     delay_s: float = 0.0
     close: bool = False
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(slots=True)
@@ -138,6 +139,7 @@ class Sandbox:
         self._clock = clock
         self._lock = threading.RLock()
         self._rng = random.Random(seed)
+        self._partial = False
         self._faults = _faults(faults)
         self._issuer = TokenIssuer(self.now, self._initial_ttl)
         self._reset_state()
@@ -183,13 +185,21 @@ class Sandbox:
             self._calls[name] += 1
             fault = decide(self._faults, self._rng, name)
             delay = self._faults.latency_ms / 1000.0
-            if fault is not None and fault.kind is not FaultKind.DROP:
+            if fault is not None and fault.kind not in (FaultKind.DROP, FaultKind.PARTIAL):
                 return self._faulted(name, fault, delay)
-            body = self._handlers[name](params, bearer, ip)
-            if fault is not None:  # drop after accept: the work is done, the answer lost
+            self._partial = fault is not None and fault.kind is FaultKind.PARTIAL
+            try:
+                body = self._handlers[name](params, bearer, ip)
+            finally:
+                self._partial = False
+            if fault is not None and fault.kind is FaultKind.DROP:
+                # drop after accept: the work is done, the answer lost
                 self._answers[name][fault.kind.value] += 1
                 return Outcome(close=True, delay_s=delay)
-            self._answers[name][body if _is_code(body) else SUCCESS] += 1
+            if fault is not None and not _is_code(body):  # PARTIAL, and it was accepted
+                self._answers[name][fault.kind.value] += 1
+            else:
+                self._answers[name][body if _is_code(body) else SUCCESS] += 1
             return Outcome(body=body.encode(), delay_s=delay)
 
     def _faulted(self, name: str, fault: Fault, delay: float) -> Outcome:
@@ -199,6 +209,11 @@ class Sandbox:
         if fault.kind is FaultKind.HTTP5XX:
             self._answers[name][f"http_{fault.status}"] += 1
             return Outcome(fault.status, error_page(fault.status), "text/html", delay)
+        if fault.kind is FaultKind.REFUSE:
+            self._answers[name][f"http_{fault.status}"] += 1
+            wait = f"{self._faults.refuse_retry_after:g}"
+            return Outcome(fault.status, error_page(fault.status), "text/html", delay,
+                           headers=(("Retry-After", wait),))
         self._answers[name][fault.kind.value] += 1
         if fault.kind is FaultKind.GARBLED:
             return Outcome(body=fault.body, content_type="text/html", delay_s=delay)
@@ -355,6 +370,9 @@ class Sandbox:
         sender.count += n
         options = {k: p[k] for k in OPTION_PARAMS if p.get(k)}
         ids = self._record.accept(account.user, name, items, costs, options, self.now())
+        if self._partial:  # accepted them all, but the answer forgets the last one
+            pairs = list(zip(ids, items, strict=True))[:-1]
+            return "\n".join(f"{sms_id}:{num}" for sms_id, (num, _) in pairs)
         if self.success_body == "success":
             return "Success"
         if self.success_body == "sms_id":
@@ -486,6 +504,19 @@ class Sandbox:
             if allowed_ips is not None and networks is not None:
                 account.allowed_ips, account.networks = list(allowed_ips), networks
             return self.account(user)
+
+    def add_oauth_client(
+        self, client_id: object, client_secret: object, *, user: object = DEMO_USER
+    ) -> dict[str, str]:
+        """Register (or re-key) an OAuth client for `user`; the answer never shows the secret."""
+        for name, value in (("client_id", client_id), ("client_secret", client_secret),
+                            ("user", user)):
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"{name} must be a non-empty string")
+        with self._lock:
+            self._account(str(user))
+            self._issuer.add_client(str(client_id), str(client_secret), str(user))
+            return {"client_id": str(client_id), "user": str(user)}
 
     def set_balance(self, value: float, user: str = DEMO_USER) -> float:
         with self._lock:

@@ -12,19 +12,34 @@ from typing import Any
 
 import requests
 
-from .server import SandboxServer
+from .server import ADMIN_TOKEN_HEADER, SandboxServer
 from .state import Sandbox
 
 _UNSET: Any = object()
 
 
 class SandboxAdmin:
-    """Client for the admin routes of a sandbox started with `admin=True`."""
+    """Client for the admin routes of a sandbox started with `admin=True`.
 
-    def __init__(self, url: str, *, timeout: float = 10.0, session: requests.Session | None = None):
+    `token` is sent in the admin token header when the sandbox requires one.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 10.0,
+        session: requests.Session | None = None,
+        token: str | None = None,
+    ):
         self.url = url.rstrip("/")
         self.timeout = timeout
         self.session = session or requests.Session()
+        if token:
+            self.session.headers[ADMIN_TOKEN_HEADER] = token
+
+    def __repr__(self) -> str:
+        return f"SandboxAdmin(url={self.url!r})"
 
     def _get(self, route: str, **params: Any) -> Any:
         response = self.session.get(
@@ -91,6 +106,13 @@ class SandboxAdmin:
     def account_upsert(self, **fields: Any) -> dict[str, Any]:
         return self._post("accounts", fields)
 
+    def oauth_client(
+        self, client_id: str, client_secret: str, user: str = "demo"
+    ) -> dict[str, Any]:
+        """Register an OAuth client (client credentials) for `user`."""
+        body = {"client_id": client_id, "client_secret": client_secret, "user": user}
+        return self._post("oauth_clients", body)
+
     def refuse(
         self, numbers: Mapping[str, int] | None = None, *, clear: bool = False
     ) -> dict[str, int]:
@@ -126,11 +148,18 @@ def _json(response: requests.Response) -> Any:
 
 @contextmanager
 def running_sandbox(
-    *, host: str = "127.0.0.1", port: int = 0, admin: bool = True, **options: Any
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    admin: bool = True,
+    admin_token: str | None = None,
+    **options: Any,
 ) -> Iterator[SandboxServer]:
     """A sandbox on a free port for the duration of the block. `options` go to
     `Sandbox` (faults, success_body, token_ttl, seed_demo, seed)."""
-    server = SandboxServer(Sandbox(**options), host=host, port=port, admin=admin).start()
+    server = SandboxServer(
+        Sandbox(**options), host=host, port=port, admin=admin, admin_token=admin_token
+    ).start()
     try:
         yield server
     finally:
