@@ -47,15 +47,24 @@ def check(r: redis.Redis, keys: Keys, control: Control, client: object,
         log.warning("balance check failed: %s", exc)
         return BalanceResult(None, cost, bool(control.paused()), False, str(exc))
     r.set(keys.balance, repr(balance))
-    info = control.paused()
-    if info and info.get("reason") == "balance":
+    reasons = control.pauses()
+    resumed = False
+    # The provider answered a readable balance: the URL, the credentials and the
+    # answers work again, so pauses for those lift themselves (each alone).
+    for reason in ("http", "unknown"):
+        if reason in reasons and control.resume(reason=reason):
+            log.warning("the provider answers again: lifting the %s pause", reason)
+            reasons.pop(reason)
+            resumed = True
+    if "balance" in reasons:
         if balance >= max(cost, 1):
             control.resume(reason="balance")
             log.warning("balance %.0f covers the next batch (%d): resuming", balance, cost)
-            return BalanceResult(balance, cost, False, True)
-        return BalanceResult(balance, cost, True, False)
-    if info is None and cost > 0 and balance < cost:
+            reasons.pop("balance")
+            return BalanceResult(balance, cost, bool(reasons), True)
+        return BalanceResult(balance, cost, True, resumed)
+    if cost > 0 and balance < cost:
         control.pause(reason="balance", code=-113, by="balance-check")
         log.error("ALERT balance %.0f below the next batch's cost %d: paused", balance, cost)
         return BalanceResult(balance, cost, True, False)
-    return BalanceResult(balance, cost, info is not None, False)
+    return BalanceResult(balance, cost, bool(reasons), resumed)

@@ -374,8 +374,9 @@ def status(campaign: str | None) -> None:
 
             click.echo(f"  failed {code} ({lookup('sendsms_multi', code).description}): {n}")
         return
-    paused = p.control.paused()
-    click.echo(_pause_line(paused) if paused else "sending: running")
+    pauses = p.control.pauses()
+    click.echo("; ".join(_pause_line(i) for i in pauses.values()) if pauses
+               else "sending: running")
     rows = []
     for sender in sorted(p.r.smembers(p.keys.senders)):
         hi, lo = (p.r.xlen(k) for k in p.keys.streams(sender))
@@ -441,26 +442,55 @@ def cancel(campaign: str) -> None:
                "queued messages will be dropped as workers reach them")
 
 
+class _LimitType(click.ParamType):
+    """A daily limit on the command line: a whole number >= 0, or `none`."""
+
+    name = "N|none"
+
+    def convert(self, value: object, param: click.Parameter | None,
+                ctx: click.Context | None) -> int | str:
+        text = str(value).strip().lower()
+        if text == "none":
+            return text
+        if text.isdigit():
+            return int(text)
+        self.fail(f"{value!r} is not a daily limit: give a whole number >= 0 "
+                  "(0 stops the sender) or 'none'", param, ctx)
+
+
 @main.command()
-@click.option("--set", "set_", type=(str, click.IntRange(min=0)), metavar="SENDER N",
-              help="set a sender's daily limit (0: none)")
-def limits(set_: tuple[str, int] | None) -> None:
-    """Today's use per sender against its daily limit."""
+@click.option("--set", "set_", type=(str, _LimitType()), metavar="SENDER N|none",
+              help="set a sender's daily limit for every worker (0 stops it; none: no limit)")
+@click.option("--clear", metavar="SENDER", help="back to the configured limit")
+def limits(set_: tuple[str, int | str] | None, clear: str | None) -> None:
+    """The daily limits every worker enforces, and today's use against them."""
     from .producer import Producer
     from .progress import table
     from .quota import DailyQuota
 
     s = _settings()
     p = Producer(s)
-    q = DailyQuota(p.r, prefix=s.prefix, tz=s.tz, default_limit=s.limit_for)
+    q = DailyQuota(p.r, prefix=s.prefix, tz=s.tz)
+    known = set(p.r.smembers(p.keys.senders)) | set(p.r.hkeys(p.keys.limits))
     if set_:
-        q.set_limit(set_[0], set_[1])
+        sender = _sender_option(set_[0])
+        assert sender is not None
+        q.set_limit(sender, set_[1])
+        known.add(sender)
+    if clear is not None:
+        sender = _sender_option(clear)
+        if not p.r.hexists(p.keys.limits, sender):
+            raise ValidationError(f"no operator limit to clear for {sender!r}", field="sender")
+        q.set_limit(sender, None)
     now = p.control.now()
-    senders_ = sorted(set(p.r.smembers(p.keys.senders)) | set(s.daily_limits)
-                      | set(p.r.hkeys(f"{s.prefix}:limits")))
-    rows = [(name, used, limit or "none", "closed" if q.is_closed(name, now) else "")
+    senders_ = sorted(known | {k for k in p.r.hkeys(p.keys.limits_seed) if k != "*"})
+    overrides = set(p.r.hkeys(p.keys.limits))
+    rows = [(name, used, "none" if limit is None else limit,
+             "operator" if name in overrides else "configured",
+             "closed" if q.is_closed(name, now) else "")
             for name, (used, limit) in q.usage(senders_, now).items()]
-    click.echo(table(rows, ("sender", "used today", "limit", "state")) if rows else "no senders")
+    click.echo(table(rows, ("sender", "used today", "limit", "set by", "state"))
+               if rows else "no senders")
 
 
 @main.group(invoke_without_command=True)

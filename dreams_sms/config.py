@@ -90,6 +90,7 @@ class Settings:
     max_text_length: int = 1_530  # 10 concatenated GSM-7 segments
     max_segments: int = 10  # the cap that also holds for UCS-2 (Arabic, emoji) texts
     test_clock: bool = False
+    allow_eviction: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -275,6 +276,7 @@ ENV: dict[str, tuple[str, object]] = {
     "DREAMS_MAX_TEXT_LENGTH": ("max_text_length", _pos_int),
     "DREAMS_MAX_SEGMENTS": ("max_segments", _segments),
     "DREAMS_TEST_CLOCK": ("test_clock", _bool),
+    "DREAMS_ALLOW_EVICTION": ("allow_eviction", _bool),
 }
 
 
@@ -457,6 +459,7 @@ MEANINGS: dict[str, str] = {
     "DREAMS_STATUS_TTL": "how long statuses are kept (s)",
     "DREAMS_MAX_TEXT_LENGTH": "characters per message",
     "DREAMS_MAX_SEGMENTS": "SMS segments per message (10: what one text may cost)",
+    "DREAMS_ALLOW_EVICTION": "run on a Redis whose maxmemory-policy may evict keys (unsafe)",
     "DREAMS_TEST_CLOCK": "tests only: honour a clock offset kept in Redis",
     "DREAMS_FLOWER_AUTH": "user:password for Flower's basic auth",
 }

@@ -15,6 +15,9 @@ import redis
 
 from .keys import Keys
 
+#: Which reason `paused()` names first when several apply.
+PAUSE_ORDER = {"operator": 0, "account": 1, "http": 2, "unknown": 3, "balance": 4}
+
 
 class Control:
     def __init__(self, r: redis.Redis, keys: Keys, *, test_clock: bool = False):
@@ -35,50 +38,48 @@ class Control:
         (sec, usec), offset = pipe.execute()
         return sec + usec / 1e6 + float(offset or 0.0)
 
-    def paused_and_now(self, sender: str) -> tuple[dict | None, float]:
-        """`paused(sender)` and `now()` in one round trip (the drain asks both
-        before every batch)."""
-        pipe = self.r.pipeline(transaction=False)
-        pipe.mget(self.keys.paused, self.keys.sender_paused(sender))
-        pipe.time()
-        if self.test_clock:
-            pipe.get(self.keys.clock)
-        replies = pipe.execute()
-        (every, mine), (sec, usec) = replies[0], replies[1]
-        offset = float(replies[2] or 0.0) if self.test_clock else 0.0
-        raw = every or mine
-        return (json.loads(raw) if raw else None), sec + usec / 1e6 + offset
-
     def set_clock_offset(self, seconds: float) -> None:
         self.r.set(self.keys.clock, repr(float(seconds)))
 
     # -- pause -----------------------------------------------------------------
+    # Sending stops while any reason applies; each reason is lifted on its own, so
+    # a -113 in flight never rewrites an operator's pause, and the beat, which lifts
+    # only what it can check (balance, a provider that answers again), never lifts
+    # an operator's or an account's.
     def pause(self, *, sender: str | None = None, reason: str = "operator",
-              code: int | None = None, by: str = "") -> None:
-        key = self.keys.sender_paused(sender) if sender else self.keys.paused
+              code: int | str | None = None, by: str = "") -> None:
         info = {"reason": reason, "code": code, "since": time.time(), "by": by}
-        self.r.set(key, json.dumps(info))
+        if sender:
+            self.r.set(self.keys.sender_paused(sender), json.dumps(info))
+        else:
+            self.r.hset(self.keys.pauses, reason, json.dumps(info))
 
     def resume(self, *, sender: str | None = None, reason: str | None = None) -> bool:
-        """Lift a pause; with `reason`, only a pause set for that reason."""
-        key = self.keys.sender_paused(sender) if sender else self.keys.paused
+        """Lift a pause; with `reason`, only that one (atomic: HDEL of one field)."""
+        if sender:
+            return bool(self.r.delete(self.keys.sender_paused(sender)))
         if reason is not None:
-            info = self._info(key)
-            if info is None or info.get("reason") != reason:
-                return False
-        return bool(self.r.delete(key))
+            return bool(self.r.hdel(self.keys.pauses, reason))
+        return bool(self.r.delete(self.keys.pauses))
+
+    def pauses(self) -> dict[str, dict]:
+        """Every reason sending is paused for, with who set it and when."""
+        return {k: json.loads(v) for k, v in self.r.hgetall(self.keys.pauses).items()}
 
     def paused(self, sender: str | None = None) -> dict | None:
-        """Why sending is paused for `sender` (global first), or None."""
-        if not sender:
-            return self._info(self.keys.paused)
-        every, mine = self.r.mget(self.keys.paused, self.keys.sender_paused(sender))
-        raw = every or mine
-        return json.loads(raw) if raw else None
-
-    def _info(self, key: str) -> dict | None:
-        raw = self.r.get(key)
-        return json.loads(raw) if raw else None
+        """The weightiest reason sending is paused for `sender` (global first), or None."""
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hgetall(self.keys.pauses)
+        if sender:
+            pipe.get(self.keys.sender_paused(sender))
+        replies = pipe.execute()
+        every = replies[0]
+        if every:
+            reason = min(every, key=lambda r: (PAUSE_ORDER.get(r, len(PAUSE_ORDER)), r))
+            return json.loads(every[reason])
+        if sender and replies[1]:
+            return json.loads(replies[1])
+        return None
 
     # -- drain slots -------------------------------------------------------------
     def acquire_slots(self, sender: str, want: int, ttl: float) -> list[str]:

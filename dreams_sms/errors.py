@@ -233,5 +233,30 @@ class GarbledResponse(OutcomeUnknown):
         return (type(self), (self.endpoint, self.detail, self.body))
 
 
+class BulkInterrupted(DreamsError):
+    """`send_bulk` stopped midway: `committed` rows (counted from the first) are
+    queued, the rest are not. Call it again with the same rows,
+    `campaign=exc.campaign` and `resume=True` to queue the rest once."""
+
+    def __init__(self, campaign: str, committed: int | None, cause: BaseException):
+        self.campaign = campaign
+        self.committed = committed
+        done = "an unknown number of" if committed is None else f"the first {committed:,}"
+        super().__init__(
+            f"bulk import into campaign {campaign} stopped after {done} rows "
+            f"({type(cause).__name__}: {str(cause)[:200]}); resume with send_bulk(..., "
+            f"campaign={campaign!r}, resume=True) and the same rows")
+
+    def __reduce__(self):
+        return (_bulk_interrupted, (self.campaign, self.committed, str(self)))
+
+
+def _bulk_interrupted(campaign: str, committed: int | None, message: str) -> BulkInterrupted:
+    exc = BulkInterrupted.__new__(BulkInterrupted)
+    exc.campaign, exc.committed = campaign, committed
+    DreamsError.__init__(exc, message)
+    return exc
+
+
 class Paused(DreamsError):
     """Sending is paused (balance, account problem or an operator)."""

@@ -52,8 +52,9 @@ class Keys:
         return f"{self.prefix}:delayed"
 
     @property
-    def paused(self) -> str:
-        return f"{self.prefix}:paused"
+    def pauses(self) -> str:
+        """Why all sending is paused: a hash of reason -> who and when."""
+        return f"{self.prefix}:pauses"
 
     def sender_paused(self, sender: str) -> str:
         return f"{self.prefix}:paused:{{{sender}}}"
@@ -85,8 +86,15 @@ class Keys:
 
     @property
     def cancelled(self) -> str:
-        """Campaigns an operator cancelled: their queued jobs are dropped, not sent."""
-        return f"{self.prefix}:cancelled"
+        """Campaigns an operator cancelled -> the last sequence number cancelled:
+        jobs up to it are dropped, not sent; later sends to the id are delivered."""
+        return f"{self.prefix}:cancel"
+
+    @property
+    def seqs(self) -> str:
+        """Campaign -> its last message sequence number. No TTL, ever: a message id
+        is never issued twice, however long ago its campaign's other keys expired."""
+        return f"{self.prefix}:seq"
 
     @property
     def held(self) -> str:

@@ -63,9 +63,9 @@ local function pel_owner(stream, group, entry)
 end
 """
 
-# KEYS: 1 global pause, 2 sender pause, 3 clock, 4 high stream, 5 normal stream,
+# KEYS: 1 pause reasons (hash), 2 sender pause, 3 clock, 4 high stream, 5 normal stream,
 #       6 lease hash, 7 quota day A, 8 closed day A, 9 quota day B, 10 closed day B,
-#       11 operator limits, 12 configured limits, 13 cancelled campaigns
+#       11 operator limits, 12 configured limits, 13 cancelled campaigns (id -> last seq cancelled)
 # ARGV: 1 group, 2 consumer, 3 token, 4 want, 5 lease ms, 6 midnight A|B,
 #       7 start of day A, 8 end of day B, 9 expire-at A, 10 expire-at B, 11 sender,
 #       12 claim min-idle ms (0: no takeover), 13 fill (wait for a fuller batch),
@@ -73,7 +73,9 @@ end
 # Returns {status, now, granted, item...}; item = {verdict, high, entry, i, t, m, o, x, a, t0}.
 _TAKE = _HELPERS + """
 local now = now_s(KEYS[3], ARGV[15])
-local paused = redis.call('GET', KEYS[1]) or redis.call('GET', KEYS[2])
+local reasons = redis.call('HKEYS', KEYS[1])
+if #reasons > 0 then return {'paused', tostring(now), '0', table.concat(reasons, ',')} end
+local paused = redis.call('GET', KEYS[2])
 if paused then return {'paused', tostring(now), '0', paused} end
 if now < tonumber(ARGV[7]) or now >= tonumber(ARGV[8]) then return {'clock', tostring(now), '0'} end
 local qk, ck, exp = KEYS[7], KEYS[8], tonumber(ARGV[9])
@@ -85,13 +87,12 @@ local group, consumer, token = ARGV[1], ARGV[2], ARGV[3]
 local want = tonumber(ARGV[4])
 local sender = ARGV[11]
 local limit = redis.call('HGET', KEYS[11], sender) or redis.call('HGET', KEYS[12], sender)
-  or redis.call('HGET', KEYS[12], '*') or '0'
-limit = tonumber(limit)
+  or redis.call('HGET', KEYS[12], '*') or 'none'
 local room = want
 if redis.call('EXISTS', ck) == 1 then room = 0
-elseif limit > 0 then
+elseif limit ~= 'none' then
   local used = tonumber(redis.call('GET', qk) or '0')
-  if limit - used < room then room = limit - used end
+  if tonumber(limit) - used < room then room = tonumber(limit) - used end
 end
 if room < 0 then room = 0 end
 
@@ -132,8 +133,9 @@ local function consider(si, entry, f)
     t0 = lt0
   end
   if not verdict then
-    local cid = string.match(d.i, '^(.*)-%d+$')
-    if cid and redis.call('SISMEMBER', KEYS[13], cid) == 1 then verdict = 'cancel'
+    local cid, seq = string.match(d.i, '^(.*)-(%d+)$')
+    local cut = cid and redis.call('HGET', KEYS[13], cid)
+    if cut and tonumber(seq) <= tonumber(cut) then verdict = 'cancel'
     elseif d.x and tonumber(d.x) <= now then verdict = 'expired'
     else
       if single or count >= room then return end
@@ -361,7 +363,7 @@ class Leases:
         k = self.keys
         quota_a, quota_b = k.quota(sender, start, self.tz), k.quota(sender, midnight, self.tz)
         closed_a, closed_b = k.closed(sender, start, self.tz), k.closed(sender, midnight, self.tz)
-        keys = [k.paused, k.sender_paused(sender), k.clock, *k.streams(sender),
+        keys = [k.pauses, k.sender_paused(sender), k.clock, *k.streams(sender),
                 k.lease(sender), quota_a, closed_a, quota_b, closed_b, k.limits, k.limits_seed,
                 k.cancelled]
         args = [GROUP, self.consumer, token, want, self.lease_ms, repr(midnight), repr(start),

@@ -154,7 +154,7 @@ class DreamsCollector(Collector):
                                           labels=["sender"])
         used = GaugeMetricFamily("dreams_daily_used", "Messages sent today (local day)",
                                  labels=["sender"])
-        limit = GaugeMetricFamily("dreams_daily_limit", "Daily limit (0: none)",
+        limit = GaugeMetricFamily("dreams_daily_limit", "Daily limit (no sample: none)",
                                   labels=["sender"])
         now = self.control.now()
         senders = sorted(self.r.smembers(self.keys.senders))
@@ -170,7 +170,8 @@ class DreamsCollector(Collector):
                 self.keys.sender_paused(sender)) else 0.0)
         for sender, (u, lim) in self.quota.usage(senders, now).items():
             used.add_metric([sender], float(u))
-            limit.add_metric([sender], float(lim))
+            if lim is not None:  # no sample: no limit
+                limit.add_metric([sender], float(lim))
         yield from (depth, pending, sender_paused, used, limit)
         yield GaugeMetricFamily("dreams_delayed_jobs", "Jobs waiting for a time (retries, "
                                 "scheduled)", value=float(self.r.zcard(self.keys.delayed)))

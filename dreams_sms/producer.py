@@ -26,23 +26,24 @@ from .celeryapp import make_app
 from .config import Settings
 from .control import Control
 from .dispatch import kick
-from .errors import ValidationError
+from .errors import BulkInterrupted, ValidationError
 from .jobs import HIGH, NORMAL, Job
 from .keys import Keys, ensure_group
+from .redis_policy import check_eviction
 from .status import CampaignStatus, MessageStatus, StatusReader
 from .store import Store
 
 CHUNK = 1000
 _MAX_REJECTED_KEPT = 1000
 
-# KEYS: idem, campaign hash, stream, senders, delayed, status
+# KEYS: idem, campaign hash, stream, senders, delayed, status, sequences
 # ARGV: has_key, window, cid, sender, due (0 = now), high, job fields as JSON
 _ENQUEUE = """
 if ARGV[1] == '1' then
   local existing = redis.call('GET', KEYS[1])
   if existing then return {existing, 0} end
 end
-local seq = redis.call('HINCRBY', KEYS[2], 'seq', 1)
+local seq = redis.call('HINCRBY', KEYS[7], ARGV[3], 1)
 local id = ARGV[3] .. '-' .. seq
 local job = cjson.decode(ARGV[7])
 job.i = id
@@ -67,15 +68,18 @@ return {id, 1}
 
 
 # One call per chunk: allocate the ids, XADD every job, count them. Atomic.
-# KEYS: stream, campaign hash, senders; ARGV: sender, cid, expiry or '', then
-# (to, text, options JSON or '') per job.
+# KEYS: stream, campaign hash, senders, sequences; ARGV: sender, cid, expiry or '',
+# rows read through this chunk, then (to, text, options JSON or '') per job. The
+# campaign's `rows` moves with the jobs, so a resumed import knows exactly where
+# the last one stopped, even when its client never read this reply.
 _BULK = """
-local n = (#ARGV - 3) / 3
-local last = redis.call('HINCRBY', KEYS[2], 'seq', n)
+local n = (#ARGV - 4) / 3
+local last = redis.call('HINCRBY', KEYS[4], ARGV[2], n)
 local first = last - n
 local x = ARGV[3]
+redis.call('HSET', KEYS[2], 'rows', ARGV[4])
 for i = 0, n - 1 do
-  local b = 4 + i * 3
+  local b = 5 + i * 3
   local f = {'i', ARGV[2] .. '-' .. (first + i + 1), 't', ARGV[b], 'm', ARGV[b + 1]}
   if ARGV[b + 2] ~= '' then table.insert(f, 'o'); table.insert(f, ARGV[b + 2]) end
   if x ~= '' then table.insert(f, 'x'); table.insert(f, x) end
@@ -84,6 +88,16 @@ end
 redis.call('HINCRBY', KEYS[2], 'total', n)
 redis.call('SADD', KEYS[3], ARGV[1])
 return n
+"""
+
+
+# KEYS: sequences, cancelled, campaign hash; ARGV: cid, now.
+# Everything queued so far (up to the last sequence number) is cancelled, atomically.
+_CANCEL = """
+local last = redis.call('HGET', KEYS[1], ARGV[1]) or '0'
+redis.call('HSET', KEYS[2], ARGV[1], last)
+redis.call('HSET', KEYS[3], 'cancelled_at', ARGV[2])
+return last
 """
 
 
@@ -112,11 +126,14 @@ class Producer:
                  app: Any = None):
         self.settings = settings or Settings.from_env()
         self.r = r or redis.Redis.from_url(self.settings.redis_url, decode_responses=True)
+        if r is None:  # a client handed in is the caller's to vouch for
+            check_eviction(self.r, allow=self.settings.allow_eviction)
         self.keys = Keys(self.settings.prefix)
         self.control = Control(self.r, self.keys, test_clock=self.settings.test_clock)
         self._app = app
         self._enqueue = self.r.register_script(_ENQUEUE)
         self._bulk = self.r.register_script(_BULK)
+        self._cancel = self.r.register_script(_CANCEL)
         self._groups: set[str] = set()
         self.statuses = StatusReader(self.r, self.settings, self.control)
         self.store = Store(self.r, self.keys, ttl=self.settings.status_ttl)
@@ -159,7 +176,7 @@ class Producer:
         fields.pop("i")
         mid, created = self._enqueue(
             keys=[self.keys.idem(key or "-"), self.keys.campaign(cid), stream, self.keys.senders,
-                  self.keys.delayed, self.keys.status(cid)],
+                  self.keys.delayed, self.keys.status(cid), self.keys.seqs],
             args=["1" if key else "0", self.settings.key_window, cid, sender,
                   due if due > now else 0, "1" if high else "0", _json(fields), f"{now:.3f}"],
         )
@@ -167,12 +184,18 @@ class Producer:
 
     def send_bulk(self, sender: str, rows: Iterable[Any], *, campaign: str | None = None,
                   priority: str = NORMAL, expires_in: float | None = None,
-                  expires_at: dt.datetime | float | None = None) -> BulkResult:
+                  expires_at: dt.datetime | float | None = None,
+                  resume: bool = False) -> BulkResult:
         """Queue many messages from an iterable of rows, streamed in chunks.
 
         A row is `(to, text)`, `(to, text, options)`, a mapping with `to`
         (or `number`) and `text` (or `message`) plus sendsms options, or a
         `bulkfile.Row`. Bad rows are reported by index; the rest is queued.
+
+        Chunks are committed as rows are read. If reading or Redis fails midway,
+        `BulkInterrupted` says how many rows were committed; call again with the
+        same rows, `campaign=exc.campaign` and `resume=True` to queue the rest,
+        never a row twice.
         """
         sender = validate.check_sender(sender)
         high = _priority(priority)
@@ -184,14 +207,22 @@ class Producer:
         _, expiry = validate.check_times(now, expires_in=expires_in, expires_at=expires_at)
         stream = self.keys.stream(sender, high)
         self._ensure_group(stream)
-        self.r.hset(self.keys.campaign(cid), mapping={"sender": sender, "created": f"{now:.3f}"})
+        skip = 0
+        if resume:
+            if not campaign:
+                raise ValidationError("resume=True needs the campaign id of the interrupted "
+                                      "import", field="campaign")
+            skip = int(self.r.hget(self.keys.campaign(cid), "rows") or 0)
+        self.r.hset(self.keys.campaign(cid), mapping={"sender": sender, "created": f"{now:.3f}",
+                                                      "rows": skip})
         self.r.hsetnx(self.keys.campaign(cid), "total", 0)
         rejected: list[tuple[int, str]] = []
         counts = {"queued": 0, "rejected": 0}
 
         def chunk_args(chunk: list[tuple[int, Any]]) -> list[str]:
             """Validate one chunk into the bulk script's arguments (no objects per row)."""
-            args = [sender, cid, repr(expiry) if expiry is not None else ""]
+            args = [sender, cid, repr(expiry) if expiry is not None else "",
+                    str(chunk[-1][0] + 1)]
             for index, row in chunk:
                 try:
                     to, text, options, key = _row(row)
@@ -209,18 +240,28 @@ class Producer:
                 args += (number, text, _json(opts) if opts else "")
             return args
 
-        keys = [stream, self.keys.campaign(cid), self.keys.senders]
+        keys = [stream, self.keys.campaign(cid), self.keys.senders, self.keys.seqs]
         sent_any = False
-        for n in _pipelined(self.r, _BULK, keys, map(chunk_args, _chunks(enumerate(rows), CHUNK))):
-            counts["queued"] += n
-            if n and not sent_any:
-                self.kick(sender)  # start sending while the rest is still being queued
-                sent_any = True
+        todo = islice(enumerate(rows), skip, None)
+        try:
+            for n in _pipelined(self.r, _BULK, keys, map(chunk_args, _chunks(todo, CHUNK))):
+                counts["queued"] += n
+                if n and not sent_any:
+                    self.kick(sender)  # start sending while the rest is still being queued
+                    sent_any = True
+        except (redis.RedisError, OSError, ValueError, TypeError, UnicodeError) as exc:
+            raise BulkInterrupted(cid, self._committed_rows(cid), exc) from exc
         self.r.expire(self.keys.campaign(cid), self.settings.status_ttl)
         queued, rejected_count = counts["queued"], counts["rejected"]
         if queued:
             self.kick(sender)
         return BulkResult(cid, queued, rejected, rejected_count)
+
+    def _committed_rows(self, cid: str) -> int | None:
+        try:
+            return int(self.r.hget(self.keys.campaign(cid), "rows") or 0)
+        except redis.RedisError:
+            return None  # Redis is away: `resume=True` reads it when it is back
 
     def kick(self, sender: str) -> int:
         """Make sure drain chains are running for `sender`."""
@@ -255,15 +296,14 @@ class Producer:
 
     # -- control ------------------------------------------------------------------
     def cancel(self, campaign: str) -> None:
-        """Stop a campaign for good: its queued jobs are dropped as `cancelled` when
-        a worker reaches them (in flight at that moment: at most one batch per slot)."""
+        """Stop what a campaign has queued: those jobs are dropped as `cancelled` when
+        a worker reaches them (in flight at that moment: at most one call per slot).
+        Messages sent to the same campaign id afterwards are delivered as usual."""
         cid = str(campaign)
         if not self.r.exists(self.keys.campaign(cid)):
             raise ValidationError(f"unknown campaign {cid[:60]!r}", field="campaign")
-        pipe = self.r.pipeline(transaction=True)
-        pipe.sadd(self.keys.cancelled, cid)
-        pipe.hset(self.keys.campaign(cid), "cancelled_at", f"{self.control.now():.3f}")
-        pipe.execute()
+        self._cancel(keys=[self.keys.seqs, self.keys.cancelled, self.keys.campaign(cid)],
+                     args=[cid, f"{self.control.now():.3f}"])
         sender = self.r.hget(self.keys.campaign(cid), "sender")
         if sender:
             self.kick(sender)  # settle its jobs even while the queue is quiet
@@ -319,7 +359,7 @@ def _pipelined(r: redis.Redis, script: str, keys: list[str],
     pending: list[str] | None = None
     try:
         for args in arg_lists:
-            if len(args) <= 3:
+            if len(args) <= 4:
                 continue  # every row of the chunk was refused
             if pending is not None:
                 yield _reply(r, conn, sha, keys, pending)

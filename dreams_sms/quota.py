@@ -31,12 +31,12 @@ local floor = tonumber(redis.call('TIME')[1]) + 3600
 if at < floor then at = floor end
 """
 
-# KEYS: counter, closed flag. ARGV: expire_at, limit (0 = unlimited), n.
+# KEYS: counter, closed flag. ARGV: expire_at, limit (-1 = no limit), n.
 _RESERVE = _EXPIRE_AT + """
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 local limit = tonumber(ARGV[2])
 local grant = tonumber(ARGV[3])
-if limit > 0 then
+if limit >= 0 then
   local used = tonumber(redis.call('GET', KEYS[1]) or '0')
   if limit - used < grant then grant = limit - used end
 end
@@ -61,6 +61,15 @@ _CLOSE = _EXPIRE_AT + """
 redis.call('SET', KEYS[1], '1', 'EXAT', at)
 return 1
 """
+
+
+#: Stored as a daily limit: this sender has none (0 is a limit: it stops the sender).
+NO_LIMIT = "none"
+
+
+def _config_value(n: int) -> str:
+    """Configuration says 0 for "no limit" (DREAMS_DAILY_LIMIT's default)."""
+    return str(int(n)) if n else NO_LIMIT
 
 
 def local_day(ts: float, tz: ZoneInfo) -> str:
@@ -128,7 +137,8 @@ class DailyQuota:
         with different environments still enforce one limit per sender (the
         last one started wins, and says so). Returns True when it changed.
         """
-        wanted = {"*": str(int(default)), **{s: str(int(n)) for s, n in per_sender.items()}}
+        wanted = {"*": _config_value(default),
+                  **{s: _config_value(n) for s, n in per_sender.items()}}
         for s in per_sender:
             _check_sender(s)
         if self.redis.hgetall(self.keys.limits_seed) == wanted:
@@ -139,37 +149,40 @@ class DailyQuota:
         pipe.execute()
         return True
 
-    def _resolve(self, sender: str, override: str | None, seeded: str | None,
-                 fallback: str | None) -> int:
+    def _resolve(self, sender: str, override: object, seeded: object,
+                 fallback: object) -> int | None:
         for raw in (override, seeded, fallback):
             if raw is not None:
-                return int(raw)
-        return int(self.default_limit(sender))
+                text = raw.decode() if isinstance(raw, bytes) else str(raw)
+                return None if text == NO_LIMIT else int(text)
+        n = int(self.default_limit(sender))
+        return n or None
 
-    def limit(self, sender: str) -> int:
-        """Today's cap: an operator's override, else the configured table; 0 = unlimited."""
+    def limit(self, sender: str) -> int | None:
+        """Today's cap (0 closes the sender), or None for no limit: an operator's
+        override, else the configured table every worker seeded."""
         pipe = self.redis.pipeline(transaction=False)
         pipe.hget(self.limits_key, _check_sender(sender))
         pipe.hmget(self.keys.limits_seed, [sender, "*"])
         override, (seeded, fallback) = pipe.execute()
         n = self._resolve(sender, override, seeded, fallback)
-        if n < 0:
+        if n is not None and n < 0:
             raise ValueError(f"negative daily limit {n} for sender {sender!r}")
         return n
 
-    def configured(self) -> dict[str, int]:
-        """The configured table as workers seeded it ('*' is the default)."""
-        return {k: int(v) for k, v in self.redis.hgetall(self.keys.limits_seed).items()}
-
-    def set_limit(self, sender: str, n: int | None) -> None:
-        """Override the cap for every worker at once; None goes back to the default."""
+    def set_limit(self, sender: str, n: int | str | None) -> None:
+        """Override the cap for every worker at once: a number (0 stops the sender
+        for the day), "none" for no limit, or None to go back to the configured one."""
         _check_sender(sender)
         if n is None:
             self.redis.hdel(self.limits_key, sender)
             return
-        if n < 0:
-            raise ValueError(f"daily limit must be >= 0, got {n}")
-        self.redis.hset(self.limits_key, sender, int(n))
+        if n == NO_LIMIT:
+            self.redis.hset(self.limits_key, sender, NO_LIMIT)
+            return
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise ValueError(f"a daily limit is a whole number >= 0 or 'none', not {n!r}")
+        self.redis.hset(self.limits_key, sender, n)
 
     # -- counting -----------------------------------------------------------
 
@@ -186,7 +199,8 @@ class DailyQuota:
         if n == 0:
             return 0
         keys = [self.counter_key(sender, now), self.closed_key(sender, now)]
-        args = [self._expire_at(now), self.limit(sender), int(n)]
+        limit = self.limit(sender)
+        args = [self._expire_at(now), -1 if limit is None else limit, int(n)]
         return int(self._reserve(keys=keys, args=args))
 
     def refund(self, sender: str, n: int, now: float) -> int:
@@ -214,13 +228,13 @@ class DailyQuota:
         if closed:
             return True
         limit = self.limit(sender)
-        return limit > 0 and int(used or 0) >= limit
+        return limit is not None and int(used or 0) >= limit
 
     def used(self, sender: str, now: float) -> int:
         """Sends counted today (granted minus refunded)."""
         return int(self.redis.get(self.counter_key(sender, now)) or 0)
 
-    def usage(self, senders: Iterable[str], now: float) -> dict[str, tuple[int, int]]:
+    def usage(self, senders: Iterable[str], now: float) -> dict[str, tuple[int, int | None]]:
         """(used, limit) per sender for a status table, in two round trips."""
         names = list(senders)
         if not names:
@@ -231,7 +245,7 @@ class DailyQuota:
         counts = pipe.execute()
         overrides = self.redis.hmget(self.limits_key, names)
         seeded = self.redis.hmget(self.keys.limits_seed, [*names, "*"])
-        out: dict[str, tuple[int, int]] = {}
+        out: dict[str, tuple[int, int | None]] = {}
         for s, used, override, seed in zip(names, counts, overrides, seeded, strict=False):
             out[s] = (int(used or 0), self._resolve(s, override, seed, seeded[-1]))
         return out

@@ -62,8 +62,7 @@ class StatusReader:
             cid, seq = split_id(message_id)
         except ValueError as exc:
             raise ValidationError(str(exc), field="message_id") from None
-        raw, total = self.r.hget(self.keys.status(cid), seq), self.r.hget(
-            self.keys.campaign(cid), "seq")
+        raw, total = self.r.hget(self.keys.status(cid), seq), self.r.hget(self.keys.seqs, cid)
         if raw is None and (total is None or int(seq) > int(total)):
             raise ValidationError(f"unknown message id {message_id[:60]!r}", field="message_id")
         state, detail = state_of(raw)

@@ -32,6 +32,7 @@ from .quota import DailyQuota
 from .rate import Gcra
 from .reconcile import SandboxReconciler
 from .redact import RedactingFilter
+from .redis_policy import check_eviction
 from .tokenstore import RedisTokenStore, SharedTokenHolder
 
 log = logging.getLogger("dreams_sms.worker")
@@ -41,6 +42,22 @@ try:
 except ConfigError as exc:  # one clear line, not a traceback, when a setting is wrong
     raise SystemExit(f"dreams-sms: {exc}") from None
 app = make_app(settings)
+
+
+@signals.worker_init.connect
+@signals.beat_init.connect
+def _check_redis(**_: object) -> None:
+    """Refuse to start on a Redis that may evict queued messages or quota counters."""
+    r = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    try:
+        check_eviction(r, allow=settings.allow_eviction)
+    except ConfigError as exc:
+        log.critical("dreams-sms: %s", exc)
+        raise SystemExit(f"dreams-sms: {exc}") from None
+    except redis.RedisError:
+        pass  # not reachable yet: Celery's own connection retries say so
+    finally:
+        r.close()
 
 
 @signals.after_setup_logger.connect
@@ -77,6 +94,7 @@ def context() -> Context:
         return _ctx[1]
     r = redis.Redis.from_url(settings.redis_url, decode_responses=True,
                              health_check_interval=25)
+    check_eviction(r, allow=settings.allow_eviction)
     keys = Keys(settings.prefix)
     control = Control(r, keys, test_clock=settings.test_clock)
     quota = DailyQuota(r, prefix=settings.prefix, tz=settings.tz)

@@ -269,8 +269,20 @@ def test_limits(env, r):
     out = ok(env, "limits", "--set", "Promo", "300")
     row = next(ln for ln in out.splitlines() if "Promo" in ln)
     assert row.replace(" ", "").startswith("|Promo|0|300|")
-    out = ok({**env, "DREAMS_DAILY_LIMITS": "Alerts=50"}, "limits")
-    assert "Alerts" in out and "50" in out
+    from dreams_sms.quota import DailyQuota
+
+    DailyQuota(r, prefix="dreams", tz=Settings().tz).seed(0, {"Alerts": 50})  # as a worker does
+    for caller in (env, {**env, "DREAMS_DAILY_LIMITS": "Alerts=7"}):  # the caller's env is moot
+        row = next(ln for ln in ok(caller, "limits").splitlines() if "Alerts" in ln)
+        assert row.replace(" ", "").startswith("|Alerts|0|50|configured|")
+    out = ok(env, "limits", "--set", "Promo", "0")
+    row = next(ln for ln in out.splitlines() if "Promo" in ln)
+    assert row.replace(" ", "") == "|Promo|0|0|operator|closed|"
+    out = ok(env, "limits", "--set", "Promo", "none")
+    assert next(ln for ln in out.splitlines() if "Promo" in ln).replace(" ", "").startswith(
+        "|Promo|0|none|operator|")
+    out = ok(env, "limits", "--clear", "Promo")
+    assert "operator" not in next(ln for ln in out.splitlines() if "Promo" in ln)
 
 
 # --------------------------------------------------------------------------- bulk
@@ -486,7 +498,8 @@ def test_held_list_and_settle(env, r):
     from dreams_sms.producer import Producer
 
     p = Producer(Settings(redis_url=env["REDIS_URL"]), app=object())
-    p.r.hset(p.keys.campaign("cx"), mapping={"total": 2, "seq": 2, "unknown": 2})
+    p.r.hset(p.keys.campaign("cx"), mapping={"total": 2, "unknown": 2})
+    p.r.hset(p.keys.seqs, "cx", 2)
     jobs = [Job(f"cx-{i}", "966551234567", f"t{i}", "Dreams") for i in (1, 2)]
     p.r.hset(p.keys.status("cx"), mapping={j.seq: UNKNOWN for j in jobs})
     p.r.hset(p.keys.held, mapping={j.id: j.pack() for j in jobs})  # as the drain holds them
@@ -508,7 +521,7 @@ def test_cancel_a_campaign(env, r):
     cid = p.send_bulk("Dreams", [("0551234567", "oops wrong text")] * 5)
     out = ok(env, "cancel", cid)
     assert f"cancelled {cid}" in out and "5 queued messages will be dropped" in out
-    assert r.sismember("dreams:cancelled", cid)
+    assert r.hget("dreams:cancel", cid) == "5"
     result = run(env, "cancel", "c-unknown")
     assert result.exit_code == 2 and "unknown campaign" in result.stderr
     table = ok(env, "status", cid).splitlines()
@@ -522,7 +535,7 @@ def test_cancel_a_campaign(env, r):
 
 def test_limits_set_refuses_a_non_number(env, r):
     line = one_line(run(env, "limits", "--set", "Promo", "abc"), 2)
-    assert "'abc' is not a valid integer" in line and "--set" in line
+    assert "'abc' is not a daily limit" in line and "--set" in line
     assert r.keys("dreams:limits*") == []
 
 

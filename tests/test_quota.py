@@ -186,8 +186,12 @@ def test_override_beats_default(r):
     assert q.limit(SENDER) == 100
     assert not q.is_closed(SENDER, now)
     assert q.reserve(SENDER, 10, now) == 10
-    q.set_limit(SENDER, 0)
+    q.set_limit(SENDER, "none")
+    assert q.limit(SENDER) is None
     assert q.reserve(SENDER, 1000, now) == 1000
+    q.set_limit(SENDER, 0)  # an operator's 0 stops the sender: it is not "no limit"
+    assert q.reserve(SENDER, 1, now) == 0
+    assert q.is_closed(SENDER, now)
 
 
 def test_limit_zero_counts_but_never_refuses(r):
@@ -206,6 +210,8 @@ def test_usage_table(r):
     q.set_limit("B", 7)
     q.reserve("B", 9, now)
     assert q.usage(["A", "B", "C"], now) == {"A": (4, 10), "B": (7, 7), "C": (0, 50)}
+    q.seed(0, {"A": 3})
+    assert q.usage(["A", "C"], now) == {"A": (4, 3), "C": (0, None)}
     assert q.usage([], now) == {}
 
 
