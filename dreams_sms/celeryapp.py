@@ -55,6 +55,10 @@ def make_app(settings: Settings, *, main: str = "dreams_sms") -> Celery:
         # mask this key in `inspect conf` (Flower's worker page would show the
         # Redis password).
         app.conf.redbeat_redis_url = settings.redis_url
+        # Beat publishes a tick every second: no `task-sent` events for those, so
+        # Flower's task list stays an activity log of drains (ticks also carry
+        # send_events=False, so workers report nothing of them either).
+        app.conf.task_send_sent_event = False
     return app
 
 

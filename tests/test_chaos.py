@@ -324,3 +324,21 @@ def test_14_a_pass_crossing_midnight(run):
                       for m in run.admin.messages())
     assert max(per_day.values()) <= 150, per_day
     assert_owned(run.result("14. a retried pass crossing Riyadh midnight"))
+
+
+@pytest.mark.parametrize("run", [{"workers": 2, "concurrency": 2, "env": HOLD}], indirect=True)
+def test_15_429_then_503_windows(run):
+    run.admin.faults(latency_ms=10)
+    run.enqueue("Dreams", 3000, 0, "windows")
+    wait_for(lambda: run.accepted() >= 500, 60, "sending to start", run.stack)
+    run.admin.faults(latency_ms=10, refuse_rate=1.0, refuse_retry_after=1)
+    time.sleep(3)
+    run.admin.faults(latency_ms=10, refuse_rate=0.0, http5xx_rate=1.0)
+    time.sleep(3)
+    run.admin.faults(latency_ms=10, http5xx_rate=0.0)
+    run.wait_done()
+    answers = run.admin.stats()["answers"]["sendsms_multi"]
+    assert answers.get("http_429", 0) > 0, answers
+    assert sum(answers.get(f"http_{c}", 0) for c in (500, 502, 503)) > 0, answers
+    assert run.p.control.pauses() == {}
+    assert_owned(run.result("15. 429 for 3 s, then 503 for 3 s"))

@@ -47,6 +47,28 @@ def test_flower_refuses_without_credentials_and_lists_worker_with_them(stack):
     wait_for(listed, 60, "Flower to list the worker", stack, every=1)
 
 
+def test_flower_task_list_reads_as_an_activity_log(stack, admin):
+    """Drain tasks say what they sent; the one-a-second ticks stay out of the list."""
+    p = producer_for(stack)
+    cid = p.send_bulk("Alerts", [(n, f"flower {i}") for i, n in enumerate(nums(300, 7_000_000))])
+    wait_for(lambda: p.campaign_status(cid).done, 60, "the campaign", stack)
+    time.sleep(3)  # several ticks have run by now
+
+    def drains():
+        tasks = requests.get(stack.flower_url + "/api/tasks", auth=AUTH, timeout=10).json()
+        assert not any(t.get("name") == "dreams.tick" for t in tasks.values()), tasks
+        return [t for t in tasks.values() if t.get("name") == "dreams.drain"
+                and t.get("state") == "SUCCESS" and "'sender': 'Alerts'" in (t.get("result") or "")]
+
+    wait_for(lambda: bool(drains()), 30, "drain results in Flower", stack, every=1)
+    sent = 0
+    for task in drains():
+        result = task["result"]
+        assert "'calls':" in result and "'failed':" in result and "'deferred':" in result
+        sent += int(result.split("'sent': ")[1].split(",")[0])
+    assert sent == 300
+
+
 def test_metrics_match_the_sandbox_record(stack, admin):
     p = producer_for(stack)
     admin.faults(error_burst=3)
