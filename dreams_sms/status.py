@@ -90,10 +90,12 @@ class StatusReader:
         failures = {int(k[2:]): int(v) for k, v in h.items()
                     if k.startswith("f:") and k[2:].lstrip("-").isdigit()}
         done = n("sent") + n("failed") + n("expired") + n("unknown") + n("cancelled")
-        sending = max(n("sending"), 0)
+        sender = h.get("sender", "")
+        # In a provider call right now: the campaign's ids among its sender's leases.
+        sending = sum(1 for mid in self.r.hkeys(self.keys.lease(sender))
+                      if mid.rpartition("-")[0] == cid) if sender else 0
         deferred = n("deferred")
         queued = max(n("total") - done - sending - deferred, 0)
-        sender = h.get("sender", "")
         closed = False
         if sender and queued and not h.get("cancelled_at"):
             quota = DailyQuota(self.r, prefix=self.settings.prefix, tz=self.settings.tz)

@@ -273,7 +273,7 @@ def test_reconciler_outage_keeps_jobs_pending_until_it_answers(settings, produce
     d = drainer(settings, provider, reconciler=Broken())
     d.drain_once("Dreams")
     st = producer.campaign_status(cid)
-    assert (st.unknown, st.queued, st.sent) == (0, 10, 0)
+    assert (st.unknown, st.sending, st.sent) == (0, 10, 0)  # in doubt, waiting to be asked
     import time
 
     time.sleep(0.1)  # past claim_idle: the entries are claimable again
