@@ -251,7 +251,10 @@ class Producer:
                     sent_any = True
         except (redis.RedisError, OSError, ValueError, TypeError, UnicodeError) as exc:
             raise BulkInterrupted(cid, self._committed_rows(cid), exc) from exc
-        self.r.expire(self.keys.campaign(cid), self.settings.status_ttl)
+        if self.r.hget(self.keys.campaign(cid), "total") in (None, "0"):
+            # Nothing waits in it: it goes in a while. Otherwise it lives until its
+            # last message is settled (see store), however long that takes.
+            self.r.expire(self.keys.campaign(cid), self.settings.status_ttl)
         queued, rejected_count = counts["queued"], counts["rejected"]
         if queued:
             self.kick(sender)

@@ -77,9 +77,21 @@ for k = 10, #ARGV, 6 do
     end
   end
 end
+-- A campaign's statuses and counters live as long as any of its messages waits,
+-- then `ttl` more seconds.
 for ci, _ in pairs(touched) do
-  redis.call('EXPIRE', KEYS[5 + 2 * ci], ttl)
-  redis.call('EXPIRE', KEYS[6 + 2 * ci], ttl)
+  local st, camp = KEYS[5 + 2 * ci], KEYS[6 + 2 * ci]
+  local c = redis.call('HMGET', camp, 'total', 'sent', 'failed', 'expired', 'unknown',
+    'cancelled')
+  local done = 0
+  for k = 2, 6 do done = done + tonumber(c[k] or '0') end
+  if done >= tonumber(c[1] or '0') then
+    redis.call('EXPIRE', st, ttl)
+    redis.call('EXPIRE', camp, ttl)
+  else
+    redis.call('PERSIST', st)
+    redis.call('PERSIST', camp)
+  end
 end
 return refused
 """
@@ -101,6 +113,8 @@ for k = 2, #ARGV, 3 do
     else
       local d = cjson.decode(ARGV[k + 2])
       redis.call('HDEL', st, ARGV[k + 1])
+      redis.call('PERSIST', st)  -- waiting again: kept until it is settled
+      redis.call('PERSIST', camp)
       redis.call('XADD', stream, '*', unpack(fields(d)))
       redis.call('SADD', KEYS[2], d.s)
     end

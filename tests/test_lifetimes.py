@@ -220,3 +220,17 @@ def test_redis_errors_are_not_swallowed_by_the_check(settings):
     dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
     with pytest.raises(redis.ConnectionError):
         check_eviction(dead)
+
+
+def test_campaign_counters_live_as_long_as_their_messages(settings, producer):
+    s = settings.with_(status_ttl=3600)
+    p = Producer(s, app=FakeApp())
+    cid = p.send_bulk("Dreams", [(n, "x") for n in numbers(150)])
+    camp, status = p.keys.campaign(cid), p.keys.status(cid)
+    assert p.r.ttl(camp) == -1  # waiting messages: no expiry
+    d = drainer(s, FakeProvider())
+    d.drain_once("Dreams")  # 100 of 150 settled
+    assert (p.r.ttl(camp), p.r.ttl(status)) == (-1, -1)
+    drain_all(d, "Dreams")
+    assert 0 < p.r.ttl(camp) <= 3600 and 0 < p.r.ttl(status) <= 3600
+    assert p.campaign_status(cid).sent == 150
