@@ -42,6 +42,9 @@ try:
 except ConfigError as exc:  # one clear line, not a traceback, when a setting is wrong
     raise SystemExit(f"dreams-sms: {exc}") from None
 app = make_app(settings)
+# The process's current app: Flower's task page formats times with the current
+# app's time zone, its task list with this one's; one zone throughout.
+app.set_current()
 
 
 @signals.worker_init.connect

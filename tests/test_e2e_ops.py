@@ -61,6 +61,10 @@ def test_flower_task_list_reads_as_an_activity_log(stack, admin):
                 and t.get("state") == "SUCCESS" and "'sender': 'Alerts'" in (t.get("result") or "")]
 
     wait_for(lambda: bool(drains()), 30, "drain results in Flower", stack, every=1)
+    one = drains()[0]
+    page = requests.get(f"{stack.flower_url}/task/{one['uuid']}", auth=AUTH, timeout=10).text
+    assert " +03 " in page or " +03<" in page or "+03\n" in page  # Riyadh, as in the list
+    assert " UTC" not in page
     sent = 0
     for task in drains():
         result = task["result"]
