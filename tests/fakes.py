@@ -57,3 +57,14 @@ class FakeProvider:
         return "Result:Success"
 
 
+def numbers(n: int, start: int = 0) -> list[str]:
+    return [f"9665{i:08d}" for i in range(start, start + n)]
+
+
+def drain_all(d, sender: str, rounds: int = 500):
+    """Drain passes until one says the chain would stop; its report."""
+    for _ in range(rounds):
+        rep = d.drain_once(sender)
+        if rep.stop:
+            return rep
+    raise AssertionError("drain did not finish")

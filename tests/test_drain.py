@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from fakes import FakeApp, FakeProvider
+from fakes import FakeApp, FakeProvider, drain_all, numbers
 
 from dreams_sms.config import Settings
 from dreams_sms.drain import Drainer
 from dreams_sms.errors import OutcomeUnknown, ProviderError, ServerError, ValidationError
 from dreams_sms.producer import Producer
-
-
-def numbers(n, start=0):
-    return [f"9665{i:08d}" for i in range(start, start + n)]
 
 
 @pytest.fixture
@@ -42,13 +38,6 @@ def drainer(settings, provider, consumer="c1", **kw):
         **kw,
     )
 
-
-def drain_all(d, sender, rounds=100):
-    for _ in range(rounds):
-        rep = d.drain_once(sender)
-        if rep.stop:
-            return rep
-    raise AssertionError("drain did not finish")
 
 
 def test_batches_and_exactly_once(settings, producer):

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 import redis
-from fakes import FakeApp, FakeProvider
+from fakes import FakeApp, FakeProvider, drain_all, numbers
 
 from dreams_sms.balance import check
 from dreams_sms.client import DreamsClient
@@ -34,16 +34,6 @@ def producer(settings):
     return Producer(settings, app=FakeApp())
 
 
-def numbers(n, start=0):
-    return [f"9665{i:08d}" for i in range(start, start + n)]
-
-
-def drain_all(d, sender, rounds=500):
-    for _ in range(rounds):
-        rep = d.drain_once(sender)
-        if rep.stop:
-            return rep
-    raise AssertionError("drain did not finish")
 
 
 def drainer(settings, provider, **kw):

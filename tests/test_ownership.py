@@ -7,7 +7,7 @@ import threading
 import time
 
 import pytest
-from fakes import FakeApp, FakeProvider
+from fakes import FakeApp, FakeProvider, drain_all, numbers
 
 from dreams_sms.config import Settings
 from dreams_sms.drain import Drainer
@@ -35,22 +35,12 @@ def producer(settings):
     return Producer(settings, app=FakeApp())
 
 
-def numbers(n, start=0):
-    return [f"9665{i:08d}" for i in range(start, start + n)]
-
 
 def drainer(settings, provider, consumer="c1", sleep=lambda s: None, **kw):
     p = Producer(settings, app=FakeApp())
     return Drainer(r=p.r, settings=settings, provider=provider, consumer=consumer,
                    sleep=sleep, **kw)
 
-
-def drain_all(d, sender, rounds=500):
-    for _ in range(rounds):
-        rep = d.drain_once(sender)
-        if rep.stop:
-            return rep
-    raise AssertionError("drain did not finish")
 
 
 def leases(producer, consumer, seconds=5.0):
