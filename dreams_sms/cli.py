@@ -579,7 +579,8 @@ def flower(ctx: click.Context, unauthenticated: bool, port: int, address: str) -
     ensure_port_free(address, port)  # Flower would only say so after exec, in a traceback
     args = [sys.executable, "-m", "celery", "-A", "dreams_sms.worker", "flower",
             f"--port={port}", f"--address={address}", "--max_tasks=20000",
-            "--tasks_columns=name,uuid,state,received,started,runtime,worker",
+            # the drain result (what it sent) reads as an activity log; args is the sender
+            "--tasks_columns=name,args,result,state,received,runtime,worker",
             "--purge_offline_workers=60", *ctx.args]
     env = dict(os.environ)
     if auth:

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import redis
@@ -65,11 +66,25 @@ class Report:
     calls: int = 0
     isolation_calls: int = 0
     stop: str | None = None  # "empty", "paused" or "closed" when the chain should end
+    codes: Counter[str] = field(default_factory=Counter)  # errors met: failures and retries
 
     def add(self, other: Report) -> None:
         for name in ("sent", "failed", "expired", "requeued", "deferred", "held", "calls",
                      "isolation_calls"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.codes.update(other.codes)
+
+    def summary(self, sender: str) -> dict[str, object]:
+        """What a drain task did, for Flower's task list: only what happened."""
+        out: dict[str, object] = {"sender": sender}
+        for name in ("sent", "calls", "failed", "deferred", "held", "expired", "requeued"):
+            if getattr(self, name):
+                out[name] = getattr(self, name)
+        if self.codes:
+            out["codes"] = dict(self.codes)
+        if self.stop:
+            out["stop"] = self.stop
+        return out
 
 
 class _Budget:
@@ -234,7 +249,8 @@ class Drainer:
 
         policy = retrying(self.s.retry_attempts, self.s.retry_max_wait,
                           before_sleep=before_sleep,
-                          on_retry=lambda exc: self.events.retry(sender, exc), sleep=self.sleep)
+                          on_retry=lambda exc: self._retried(sender, exc, report),
+                          sleep=self.sleep)
         err: ProviderError | TransportError | None = None
         try:
             policy(attempt)
@@ -283,6 +299,10 @@ class Drainer:
             return
         self.events.batch(sender, len(jobs), _label(err), _code(err), seconds)
         self._refused(sender, jobs, err, owner, report)
+
+    def _retried(self, sender: str, exc: BaseException, report: Report) -> None:
+        report.codes[str(_code(exc))] += 1
+        self.events.retry(sender, exc)
 
     def _before_call(self) -> None:
         """Renew an OAuth token before taking leases on the wire, not under them."""
@@ -340,6 +360,8 @@ class Drainer:
             report.held += n
         if n:
             self.events.outcome(sender, name, n, code)
+            if code:
+                report.codes[code] += n
         return n
 
     def _requeue(self, sender: str, jobs: list[Job], owner: Owner, report: Report,

@@ -171,10 +171,10 @@ def _drain_loop(c: Context, sender: str, token: str, ttl: float) -> dict:
             total.add(report)
         if report.stop:
             c.control.release_slot(sender, token)
-            return {"sender": sender, **asdict(total)}
+            return total.summary(sender)
         if time.monotonic() >= deadline:
             publish_drain(app, sender, token)
-            return {"sender": sender, **asdict(total)}
+            return total.summary(sender)
 
 
 @app.task(name=TICK, ignore_result=True, send_events=False)

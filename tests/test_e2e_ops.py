@@ -68,8 +68,9 @@ def test_flower_task_list_reads_as_an_activity_log(stack, admin):
     sent = 0
     for task in drains():
         result = task["result"]
-        assert "'calls':" in result and "'failed':" in result and "'deferred':" in result
-        sent += int(result.split("'sent': ")[1].split(",")[0])
+        if "'sent':" in result:
+            assert "'calls':" in result and "'failed'" not in result  # only what happened
+            sent += int(result.split("'sent': ")[1].split(",")[0].rstrip("}"))
     assert sent == 300
 
 
