@@ -56,7 +56,7 @@ USER 10001:10001
 
 # Fail the build, not the first campaign: the package imports, the CLI loads and
 # the time zone the daily limits use is available.
-RUN python -c "import zoneinfo, dreams_sms.cli, dreams_sms.sandbox.server; zoneinfo.ZoneInfo('Asia/Riyadh')" \
+RUN python -c "import zoneinfo, dreams_sms.ops.cli, dreams_sms.sandbox.server; zoneinfo.ZoneInfo('Asia/Riyadh')" \
     && dreams-sms --help > /dev/null
 
 # flower, sandbox, metrics (the worker and beat listen on nothing)

@@ -59,12 +59,12 @@ import naive_app  # noqa: E402
 import redis  # noqa: E402
 import requests  # noqa: E402
 
-from dreams_sms.client import DreamsClient, multi_payload  # noqa: E402
 from dreams_sms.config import Settings  # noqa: E402
-from dreams_sms.localredis import LocalRedis  # noqa: E402
+from dreams_sms.ops.localredis import LocalRedis  # noqa: E402
+from dreams_sms.ops.stack import DEMO_SECRET, DEMO_USER, Proc, Stack  # noqa: E402
 from dreams_sms.producer import Producer  # noqa: E402
+from dreams_sms.provider.client import DreamsClient, multi_payload  # noqa: E402
 from dreams_sms.sandbox.testing import SandboxAdmin  # noqa: E402
-from dreams_sms.stack import DEMO_SECRET, DEMO_USER, Proc, Stack  # noqa: E402
 
 SENDER = "Dreams"
 TEXT = "Campaign {tag} message {i:07d}: your weekly offer is here"
@@ -769,7 +769,7 @@ def targets(res: Results, a: argparse.Namespace) -> list[list[str]]:
         if res.enqueue_naive_events:
             r = _div(res.enqueue.rate, res.enqueue_naive_events.rate)
             out.append(["1b. same, naive with `task_send_sent_event=True` (as "
-                        "dreams_sms.celeryapp sets it)", _spread(res.enqueue),
+                        "dreams_sms.worker.app sets it)", _spread(res.enqueue),
                         _spread(res.enqueue_naive_events), _ratio(r), "(info)", "-"])
         mine, naive = res.enqueue.extra["bytes_per_msg"], res.enqueue_naive.extra["bytes_per_msg"]
         r = _div(mine, naive)

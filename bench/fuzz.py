@@ -20,8 +20,9 @@ import traceback
 from collections import Counter
 from collections.abc import Callable
 
-from dreams_sms import bulkfile, responses, segments, validate
 from dreams_sms.errors import DreamsError
+from dreams_sms.ops import bulkfile
+from dreams_sms.provider import responses, segments, validate
 
 PIECES = ["-1", "-113", "999", "Result", "Success", ":", "\n", " ", "<usersender>",
           "<sender>", "</sender>", "<status>Active</status>", "{", "}", '"balance"', "0",

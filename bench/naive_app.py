@@ -16,8 +16,8 @@ import os
 
 from celery import Celery
 
-from dreams_sms.client import DreamsClient
 from dreams_sms.config import Settings
+from dreams_sms.provider.client import DreamsClient
 
 QUEUE = "naive"
 TASK = "naive.send"

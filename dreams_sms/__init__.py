@@ -1,6 +1,6 @@
 """dreams_sms: a queue-backed bulk SMS worker for the Dreams SMS API."""
 
-from .errors import (
+from dreams_sms.errors import (
     ConfigError,
     DreamsError,
     GarbledResponse,

@@ -15,7 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .errors import ConfigError
+from dreams_sms.errors import ConfigError
 
 REAL_BASE_URL = "https://www.dreams.sa/index.php/api"
 REAL_OAUTH_URL = "https://www.dreams.sa/token"
@@ -382,7 +382,7 @@ def env_table(environ: Mapping[str, str] | None = None) -> list[tuple[str, str, 
     its row instead of hiding the whole table. Secrets show as `***`; a Redis
     URL's password is masked.
     """
-    from .redact import redact_url
+    from dreams_sms.provider.redact import redact_url
 
     env = os.environ if environ is None else environ
     defaults = Settings()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from .codes import Code, Kind, lookup
+from dreams_sms.provider.codes import Code, Kind, lookup
 
 
 class DreamsError(Exception):

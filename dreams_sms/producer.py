@@ -21,17 +21,17 @@ from typing import Any
 
 import redis
 
-from . import validate
-from .celeryapp import make_app
-from .config import Settings
-from .control import Control
-from .dispatch import kick
-from .errors import BulkInterrupted, ValidationError
-from .jobs import HIGH, NORMAL, Job
-from .keys import Keys, ensure_group
-from .redis_policy import check_eviction
-from .status import CampaignStatus, MessageStatus, StatusReader
-from .store import Store
+from dreams_sms.config import Settings
+from dreams_sms.errors import BulkInterrupted, ValidationError
+from dreams_sms.provider import validate
+from dreams_sms.queue.control import Control
+from dreams_sms.queue.jobs import HIGH, NORMAL, Job
+from dreams_sms.queue.keys import Keys, ensure_group
+from dreams_sms.queue.redis_policy import check_eviction
+from dreams_sms.queue.status import CampaignStatus, MessageStatus, StatusReader
+from dreams_sms.queue.store import Store
+from dreams_sms.worker.app import make_app
+from dreams_sms.worker.dispatch import kick
 
 CHUNK = 1000
 _MAX_REJECTED_KEPT = 1000

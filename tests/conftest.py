@@ -14,8 +14,8 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from dreams_sms.localredis import LocalRedis
-from dreams_sms.redact import redact_url
+from dreams_sms.ops.localredis import LocalRedis
+from dreams_sms.provider.redact import redact_url
 
 #: The variable that points the suite at a Redis it did not start.
 TEST_REDIS_VAR = "DREAMS_TEST_REDIS_URL"
@@ -113,7 +113,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         return
     cols = ["scenario", "enqueued", "accepted_once", "duplicates", "lost", "failed_with_code",
             "held_unknown", "wall_s"]
-    from dreams_sms.progress import table
+    from dreams_sms.ops.progress import table
 
     terminalreporter.write_sep("=", "chaos scenarios")
     terminalreporter.write_line(table([[r.get(c, "") for c in cols] for r in RESULTS], cols))

@@ -7,9 +7,9 @@ from collections import Counter
 from collections.abc import Callable
 
 from dreams_sms.config import Settings
+from dreams_sms.ops.stack import Stack
 from dreams_sms.producer import Producer
 from dreams_sms.sandbox.testing import SandboxAdmin
-from dreams_sms.stack import Stack
 
 # Fast settings for tests: short claim idle and timeouts so recovery is quick.
 FAST_ENV = {

@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 import time
 
-from dreams_sms.client import multi_payload
 from dreams_sms.errors import ProviderError
+from dreams_sms.provider.client import multi_payload
 
 
 class FakeApp:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from dreams_sms import balance
 from dreams_sms.config import Settings
 from dreams_sms.errors import ProviderError
 from dreams_sms.producer import Producer
+from dreams_sms.worker import balance
 
 
 class FakeApp:

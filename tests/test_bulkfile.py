@@ -11,7 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dreams_sms.bulkfile import (
+from dreams_sms.errors import ValidationError
+from dreams_sms.ops.bulkfile import (
     BAD_KEEP,
     MAX_ROW_BYTES,
     BadRow,
@@ -20,7 +21,6 @@ from dreams_sms.bulkfile import (
     read_rows,
     summarize,
 )
-from dreams_sms.errors import ValidationError
 
 
 def write(tmp_path, name: str, data: bytes | str):

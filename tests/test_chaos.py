@@ -14,9 +14,9 @@ from collections.abc import Iterator
 import pytest
 from e2e_helpers import make_stack, nums, producer_for, wait_for
 
-from dreams_sms.quota import next_midnight
+from dreams_sms.ops.stack import Stack
+from dreams_sms.queue.quota import next_midnight
 from dreams_sms.sandbox.testing import SandboxAdmin
-from dreams_sms.stack import Stack
 
 pytestmark = pytest.mark.chaos
 
@@ -276,7 +276,7 @@ def test_12_two_operators_resend_held_messages_at_once(run):
     cid = run.enqueue("Dreams", 40, 0, "held")
     wait_for(lambda: run.p.campaign_status(cid).unknown == 40, 60, "40 held", run.stack)
     run.admin.faults(hang_rate=0.0)
-    cmd = [sys.executable, "-m", "dreams_sms.cli", "held", "resend", "--all"]
+    cmd = [sys.executable, "-m", "dreams_sms", "held", "resend", "--all"]
     procs = [subprocess.Popen(cmd, env=run.stack.env(), stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True) for _ in range(2)]
     outs = [p.communicate(timeout=60)[0] for p in procs]

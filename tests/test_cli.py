@@ -11,9 +11,9 @@ from collections.abc import Iterator
 import pytest
 from click.testing import CliRunner, Result
 
-from dreams_sms import bulkcmd
-from dreams_sms.cli import main
 from dreams_sms.config import Settings
+from dreams_sms.ops import bulkcmd
+from dreams_sms.ops.cli import main
 from dreams_sms.producer import Producer
 from dreams_sms.sandbox.server import SandboxServer
 from dreams_sms.sandbox.testing import SandboxAdmin, running_sandbox
@@ -269,7 +269,7 @@ def test_limits(env, r):
     out = ok(env, "limits", "--set", "Promo", "300")
     row = next(ln for ln in out.splitlines() if "Promo" in ln)
     assert row.replace(" ", "").startswith("|Promo|0|300|")
-    from dreams_sms.quota import DailyQuota
+    from dreams_sms.queue.quota import DailyQuota
 
     DailyQuota(r, prefix="dreams", tz=Settings().tz).seed(0, {"Alerts": 50})  # as a worker does
     for caller in (env, {**env, "DREAMS_DAILY_LIMITS": "Alerts=7"}):  # the caller's env is moot
@@ -494,8 +494,8 @@ def test_pause_is_noted_once(env, r, capsys):
 
 def test_held_list_and_settle(env, r):
     from dreams_sms.config import Settings
-    from dreams_sms.jobs import UNKNOWN, Job
     from dreams_sms.producer import Producer
+    from dreams_sms.queue.jobs import UNKNOWN, Job
 
     p = Producer(Settings(redis_url=env["REDIS_URL"]), app=object())
     p.r.hset(p.keys.campaign("cx"), mapping={"total": 2, "unknown": 2})
@@ -613,7 +613,7 @@ def test_flower_on_a_busy_port_is_one_line_in_a_real_process(env, busy_port):
     child_env = {k: v for k, v in os.environ.items() if k not in env}
     child_env.update({k: v for k, v in env.items() if v is not None})
     child_env["DREAMS_FLOWER_AUTH"] = "ops:flowerpw"
-    out = subprocess.run([sys.executable, "-m", "dreams_sms.cli", "flower", "--port",
+    out = subprocess.run([sys.executable, "-m", "dreams_sms", "flower", "--port",
                           str(busy_port)], env=child_env, capture_output=True, text=True,
                          timeout=60, check=False)
     assert out.returncode == 1
@@ -623,7 +623,7 @@ def test_flower_on_a_busy_port_is_one_line_in_a_real_process(env, busy_port):
 
 @pytest.fixture(scope="module")
 def locked_redis() -> Iterator[str]:
-    from dreams_sms.localredis import LocalRedis
+    from dreams_sms.ops.localredis import LocalRedis
 
     with LocalRedis(password="hunter22-redis") as server:
         yield server.url

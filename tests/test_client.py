@@ -37,14 +37,6 @@ from urllib3.exceptions import (
     SSLError,
 )
 
-from dreams_sms.client import (
-    DreamsClient,
-    _transport_error,
-    multi_payload,
-    multi_slices,
-    parse_retry_after,
-    split_multi,
-)
 from dreams_sms.config import Secret, Settings
 from dreams_sms.errors import (
     ConfigError,
@@ -60,8 +52,16 @@ from dreams_sms.errors import (
     Refusal,
     ServerError,
 )
-from dreams_sms.responses import SenderInfo, SendResult
-from dreams_sms.retry import is_transient
+from dreams_sms.provider.client import (
+    DreamsClient,
+    _transport_error,
+    multi_payload,
+    multi_slices,
+    parse_retry_after,
+    split_multi,
+)
+from dreams_sms.provider.responses import SenderInfo, SendResult
+from dreams_sms.provider.retry import is_transient
 
 KEY = "k3y-very-secret"
 TOKEN = "tok-abc.def-123"

@@ -2,8 +2,8 @@ import pickle
 
 import pytest
 
-from dreams_sms.codes import CODES, ENDPOINTS, Kind, lookup
 from dreams_sms.errors import ProviderError
+from dreams_sms.provider.codes import CODES, ENDPOINTS, Kind, lookup
 
 
 def test_every_endpoint_has_a_table():

@@ -22,7 +22,7 @@ def _listening(url: str) -> bool:
 
 def test_demo_runs_a_campaign_to_a_correct_summary_and_leaves_nothing_behind():
     out = subprocess.run(
-        [sys.executable, "-m", "dreams_sms.cli", "demo", "--size", "3000", "--workers", "1"],
+        [sys.executable, "-m", "dreams_sms", "demo", "--size", "3000", "--workers", "1"],
         capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL, check=False)
     text = out.stdout
     assert out.returncode == 0, text + out.stderr
@@ -59,7 +59,7 @@ def test_ctrl_c_on_a_kept_stack_stops_every_process():
     import time
 
     proc = subprocess.Popen(
-        [sys.executable, "-m", "dreams_sms.cli", "demo", "--size", "600", "--workers", "1",
+        [sys.executable, "-m", "dreams_sms", "demo", "--size", "600", "--workers", "1",
          "--keep", "--no-flower"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
     lines = []
@@ -80,7 +80,7 @@ def test_ctrl_c_on_a_kept_stack_stops_every_process():
     # the pasted block works: the CLI reaches the kept stack
     child = {k: v for k, v in os.environ.items() if not k.startswith("DREAMS_")}
     child.update(env)
-    status = subprocess.run([sys.executable, "-m", "dreams_sms.cli", "status"], env=child,
+    status = subprocess.run([sys.executable, "-m", "dreams_sms", "status"], env=child,
                             capture_output=True, text=True, timeout=60, check=False)
     assert status.returncode == 0 and "Promo" in status.stdout, status.stdout + status.stderr
     import requests

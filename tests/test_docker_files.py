@@ -609,14 +609,15 @@ def test_named_modules_import(services: dict[str, dict], final: Stage) -> None:
 
 
 def test_celery_app_imports_and_serves_the_queues(services: dict[str, dict]) -> None:
-    from dreams_sms import celeryapp
+    from dreams_sms.worker import app as celeryapp
 
     cmd = tokens(services["worker"]["command"])
     assert cmd[cmd.index("-Q") + 1].split(",") == [celeryapp.SEND_QUEUE, celeryapp.OPS_QUEUE]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DREAMS_", "CELERY"))}
     env.update(REDIS_URL="redis://127.0.0.1:1/0",
                PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])))
-    probe = ("import celery, dreams_sms.worker as w; assert isinstance(w.app, celery.Celery); "
+    probe = ("import celery, dreams_sms.worker.celery as w; "
+             "assert isinstance(w.app, celery.Celery); "
              "print(w.app.conf.beat_scheduler, w.app.conf.redbeat_key_prefix)")
     out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True,
                          text=True, timeout=60)
@@ -629,11 +630,11 @@ def test_celery_app_imports_and_serves_the_queues(services: dict[str, dict]) -> 
 
 
 def test_dreams_sms_subcommands_exist(services: dict[str, dict]) -> None:
-    from dreams_sms.cli import main
+    from dreams_sms.ops.cli import main
     from dreams_sms.sandbox.__main__ import parser as sandbox_parser
 
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-    assert scripts["dreams-sms"] == "dreams_sms.cli:main"
+    assert scripts["dreams-sms"] == "dreams_sms.ops.cli:main"
     assert isinstance(main, click.Group)
     used = [tokens(svc.get("command")) for svc in services.values()]
     used = [c for c in used if c[:1] == ["dreams-sms"]]

@@ -6,9 +6,9 @@ import pytest
 from fakes import FakeApp, FakeProvider, drain_all, numbers
 
 from dreams_sms.config import Settings
-from dreams_sms.drain import Drainer
 from dreams_sms.errors import OutcomeUnknown, ProviderError, ServerError, ValidationError
 from dreams_sms.producer import Producer
+from dreams_sms.worker.drain import Drainer
 
 
 @pytest.fixture
@@ -93,7 +93,7 @@ def test_exhausted_retries_go_back_with_delay(settings, producer):
     provider.fail_next = [ProviderError("sendsms_multi", -118)] * 3
     rep = drain_all(drainer(settings, provider), "Dreams")
     assert rep.deferred == 5 or producer.campaign_status(cid).deferred == 5
-    from dreams_sms.delayed import Delayed
+    from dreams_sms.queue.delayed import Delayed
 
     d = Delayed(producer.r, producer.keys)
     assert d.size() == 5
@@ -231,7 +231,7 @@ def test_scheduled_send_waits(settings, producer):
     provider = FakeProvider()
     drain_all(drainer(settings, provider), "Dreams")
     assert provider.accepted == []
-    from dreams_sms.delayed import Delayed
+    from dreams_sms.queue.delayed import Delayed
 
     assert Delayed(producer.r, producer.keys).promote(now + 3601) == 1
     drain_all(drainer(settings, provider), "Dreams")
@@ -273,8 +273,8 @@ def test_reconciler_outage_keeps_jobs_pending_until_it_answers(settings, produce
 
 
 def test_idle_consumers_are_forgotten(settings, producer):
-    from dreams_sms.keys import GROUP
-    from dreams_sms.worker import forget_idle_consumers
+    from dreams_sms.queue.keys import GROUP
+    from dreams_sms.worker.tasks import forget_idle_consumers
 
     producer.send_bulk("Dreams", [(n, "x") for n in numbers(3)])
     drain_all(drainer(settings, FakeProvider(), consumer="gone"), "Dreams")
@@ -302,7 +302,7 @@ def test_both_streams_busy_high_first_and_quota_exact(settings, producer):
 
 
 def test_per_second_cap_waits_between_batches(settings, producer):
-    from dreams_sms.rate import Gcra
+    from dreams_sms.queue.rate import Gcra
 
     producer.send_bulk("Dreams", [(n, "x") for n in numbers(300)])
     slept: list[float] = []

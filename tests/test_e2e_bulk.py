@@ -25,7 +25,7 @@ SPELLINGS = ("05{}", "+9665{}", "9665{}", "5{}", "00966 5{}", "05{}")
 
 
 def bulk(stack, path: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "dreams_sms.cli", "bulk", str(path), "--sender", "Dreams",
+    cmd = [sys.executable, "-m", "dreams_sms", "bulk", str(path), "--sender", "Dreams",
            "--yes", *args]
     return subprocess.run(cmd, env=stack.env(), cwd=ROOT, capture_output=True, text=True,
                           timeout=timeout, stdin=subprocess.DEVNULL)

@@ -110,7 +110,7 @@ def test_metrics_match_the_sandbox_record(stack, admin):
 
 
 def cli(stack, *args):
-    return subprocess.run([sys.executable, "-m", "dreams_sms.cli", *args], env=stack.env(),
+    return subprocess.run([sys.executable, "-m", "dreams_sms", *args], env=stack.env(),
                           capture_output=True, text=True, timeout=60, check=False)
 
 

@@ -15,7 +15,7 @@ from e2e_helpers import (
     wait_for,
 )
 
-from dreams_sms.quota import DailyQuota, next_midnight
+from dreams_sms.queue.quota import DailyQuota, next_midnight
 
 pytestmark = pytest.mark.e2e
 

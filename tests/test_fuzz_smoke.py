@@ -3,7 +3,7 @@
 import importlib.util
 from pathlib import Path
 
-from dreams_sms.segments import segments
+from dreams_sms.provider.segments import segments
 
 
 def test_fuzz_run_finds_nothing_in_a_short_pass(capsys):

@@ -11,16 +11,16 @@ import pytest
 import redis
 from fakes import FakeApp, FakeProvider, drain_all, numbers
 
-from dreams_sms.balance import check
-from dreams_sms.client import DreamsClient
 from dreams_sms.config import Settings
-from dreams_sms.drain import UNKNOWN_STREAK, Drainer
 from dreams_sms.errors import BulkInterrupted, ConfigError, OutcomeUnknown, ProviderError
 from dreams_sms.producer import Producer
-from dreams_sms.quota import DailyQuota
-from dreams_sms.redis_policy import check_eviction
+from dreams_sms.provider.client import DreamsClient
+from dreams_sms.queue.quota import DailyQuota
+from dreams_sms.queue.redis_policy import check_eviction
 from dreams_sms.sandbox.state import DEMO_SECRET, DEMO_USER
 from dreams_sms.sandbox.testing import running_sandbox
+from dreams_sms.worker.balance import check
+from dreams_sms.worker.drain import UNKNOWN_STREAK, Drainer
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@ import os
 
 import redis
 
-from dreams_sms.localredis import LocalRedis
+from dreams_sms.ops.localredis import LocalRedis
 
 
 def test_private_redis_is_not_the_machine_one(redis_server):

@@ -13,7 +13,6 @@ import pytest
 import requests
 from test_client import FakeAdapter
 
-from dreams_sms.client import DreamsClient
 from dreams_sms.config import Secret, Settings
 from dreams_sms.errors import (
     ConfigError,
@@ -26,7 +25,8 @@ from dreams_sms.errors import (
     ProviderUnreachable,
     ServerError,
 )
-from dreams_sms.oauth import OAuthClient, Token, TokenHolder
+from dreams_sms.provider.client import DreamsClient
+from dreams_sms.provider.oauth import OAuthClient, Token, TokenHolder
 
 CLIENT_SECRET = "cl1ent-s3cret-value"
 OAUTH = "https://provider.test/token"

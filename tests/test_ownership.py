@@ -10,14 +10,14 @@ import pytest
 from fakes import FakeApp, FakeProvider, drain_all, numbers
 
 from dreams_sms.config import Settings
-from dreams_sms.drain import Drainer
 from dreams_sms.errors import ProviderError
-from dreams_sms.jobs import SENT
-from dreams_sms.keys import GROUP
-from dreams_sms.lease import Leases
 from dreams_sms.producer import Producer
-from dreams_sms.quota import DailyQuota, next_midnight
-from dreams_sms.store import Owner
+from dreams_sms.queue.jobs import SENT
+from dreams_sms.queue.keys import GROUP
+from dreams_sms.queue.lease import Leases
+from dreams_sms.queue.quota import DailyQuota, next_midnight
+from dreams_sms.queue.store import Owner
+from dreams_sms.worker.drain import Drainer
 
 
 class Killed(BaseException):

@@ -68,7 +68,7 @@ def test_bulk_queues_every_valid_row_and_reports_the_rest_by_index(producer, row
                 and row[0].startswith("05") and len(row[0]) == 10 and row[0].isdigit() \
                 and isinstance(row[1], str) and row[1].strip() and len(row[1]) <= 200:
             try:
-                from dreams_sms.validate import check_text, normalize_number
+                from dreams_sms.provider.validate import check_text, normalize_number
 
                 normalize_number(row[0])
                 check_text(row[1])

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import redis
 
-from dreams_sms.quota import GRACE_SECONDS, DailyQuota, local_day, next_midnight
+from dreams_sms.queue.quota import GRACE_SECONDS, DailyQuota, local_day, next_midnight
 
 RIYADH = ZoneInfo("Asia/Riyadh")
 PREFIX = "t"

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from dreams_sms.rate import Gcra
+from dreams_sms.queue.rate import Gcra
 
 
 def test_burst_then_wait(r):

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dreams_sms.redact import REQUEST_SECRET_NAMES, SECRET_NAMES, redact, redact_url
+from dreams_sms.provider.redact import REQUEST_SECRET_NAMES, SECRET_NAMES, redact, redact_url
 
 SECRET = "s3cr3t-Value.9"
 
@@ -132,7 +132,7 @@ def test_codes_statuses_and_counts_stay_visible(line):
 def test_the_log_filter_keeps_codes_and_masks_secrets():
     import logging
 
-    from dreams_sms.redact import RedactingFilter
+    from dreams_sms.provider.redact import RedactingFilter
 
     record = logging.LogRecord("x", logging.ERROR, __file__, 1,
                                "ALERT sending paused reason=%s code=%s: %s",
@@ -155,7 +155,7 @@ def test_redact_never_raises(text):
 def test_logging_filter_hides_secrets_in_any_record():
     import logging
 
-    from dreams_sms.redact import RedactingFilter
+    from dreams_sms.provider.redact import RedactingFilter
 
     record = logging.LogRecord("x", logging.INFO, __file__, 1,
                                "posting %s to %s", ("user=u&secret_key=abc123xyz",

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dreams_sms.codes import CODES, ENDPOINTS, SUCCESS
 from dreams_sms.errors import DreamsError, GarbledResponse, OutcomeUnknown, ProviderError
-from dreams_sms.responses import (
+from dreams_sms.provider.codes import CODES, ENDPOINTS, SUCCESS
+from dreams_sms.provider.responses import (
     SenderInfo,
     SendResult,
     parse_balance,

@@ -14,7 +14,7 @@ from dreams_sms.errors import (
     Refusal,
     ServerError,
 )
-from dreams_sms.retry import is_transient, requeue_delay, retrying
+from dreams_sms.provider.retry import is_transient, requeue_delay, retrying
 
 
 @pytest.mark.parametrize(

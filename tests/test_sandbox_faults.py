@@ -310,9 +310,9 @@ def test_partial_rate_accepts_all_but_lists_all_but_the_last(server, http, admin
 
 
 def test_refuse_and_partial_as_the_client_sees_them(server, admin) -> None:
-    from dreams_sms.client import DreamsClient
     from dreams_sms.config import Secret, Settings
     from dreams_sms.errors import HttpRefused
+    from dreams_sms.provider.client import DreamsClient
 
     settings = Settings(user="demo", secret_key=Secret("demo-secret"), base_url=server.api_url)
     items = [("966512345670", "a"), ("966512345671", "b"), ("966512345672", "c")]

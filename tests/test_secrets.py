@@ -19,9 +19,9 @@ from e2e_helpers import make_stack, nums, producer_for, wait_for
 
 from dreams_sms.config import Secret, Settings
 from dreams_sms.errors import DreamsError
-from dreams_sms.keys import Keys
+from dreams_sms.queue.keys import Keys
+from dreams_sms.queue.tokenstore import RedisTokenStore
 from dreams_sms.sandbox.testing import SandboxAdmin
-from dreams_sms.tokenstore import RedisTokenStore
 
 pytestmark = pytest.mark.e2e
 
@@ -89,7 +89,7 @@ def test_no_secret_anywhere_after_a_campaign(stack):
     assert p.campaign_status(cid).sent == 800
 
     # An exception from the provider with the wrong key names no secret.
-    from dreams_sms.client import DreamsClient
+    from dreams_sms.provider.client import DreamsClient
 
     wrong = Settings.from_env({**stack.env(), "DREAMS_SECRET_KEY": SECRET + "x"})
     with pytest.raises(DreamsError) as info:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dreams_sms.segments import (
+from dreams_sms.provider.segments import (
     GSM7_BASIC,
     GSM7_EXTENSION,
     encoding,

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from dreams_sms.localredis import LocalRedis
+from dreams_sms.ops.localredis import LocalRedis
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -8,9 +8,9 @@ import pytest
 import redis
 
 from dreams_sms.config import Secret, Settings
-from dreams_sms.oauth import OAuthClient
+from dreams_sms.provider.oauth import OAuthClient
+from dreams_sms.queue.tokenstore import RedisTokenStore, SharedTokenHolder
 from dreams_sms.sandbox.testing import SandboxAdmin, running_sandbox
-from dreams_sms.tokenstore import RedisTokenStore, SharedTokenHolder
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,7 @@ def test_many_workers_one_generate_then_one_refresh(sandbox, redis_url):
 def _token(access: str = "acc-0123456789abcdef", refresh: str = "ref-0123456789abcdef"):
     import time
 
-    from dreams_sms.oauth import Token
+    from dreams_sms.provider.oauth import Token
 
     return Token(access_token=access, token_type="Bearer", expires_in=3600,
                  refresh_token=refresh, obtained_at=time.time())

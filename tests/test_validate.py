@@ -12,7 +12,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from dreams_sms.errors import InvalidNumber, InvalidOption, InvalidText, ValidationError
-from dreams_sms.validate import (
+from dreams_sms.provider.validate import (
     SENDSMS_OPTIONS,
     _parse,
     check_options,
@@ -323,7 +323,7 @@ def test_segment_cap_is_a_parameter():
 @settings(max_examples=300, deadline=None)
 @given(st.text(min_size=1, max_size=800), st.integers(min_value=1, max_value=12))
 def test_segment_cap_agrees_with_the_segments_module(text, cap):
-    from dreams_sms.segments import segments
+    from dreams_sms.provider.segments import segments
 
     try:
         check_text(text, max_length=10_000, max_segments=cap)

@@ -28,7 +28,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
-from ..redact import redact
+from dreams_sms.provider.redact import redact
+
 from .faults import Faults
 from .state import Outcome, Sandbox
 

@@ -27,7 +27,8 @@ from typing import Any
 from xml.sax.saxutils import escape
 from zoneinfo import ZoneInfo
 
-from ..segments import segments
+from dreams_sms.provider.segments import segments
+
 from .faults import Fault, FaultKind, Faults, canonical_endpoint, decide, error_page
 from .oauth import TokenIssuer
 from .record import Record, lookup_keys

@@ -1,0 +1,2 @@
+"""The operator's face: the CLI, bulk files, the demo, progress, metrics and the
+local stacks it starts."""

@@ -1,0 +1,195 @@
+"""Prometheus metrics from the project's own counters, kept in Redis.
+
+Workers add to one Redis hash as they go (a pipelined HINCRBY per batch or
+call), and the exporter reads it at scrape time together with live figures
+(stream depth, pending entries, daily use, balance, pause). So one exporter
+shows the whole fleet, whatever process or machine did the work, and the
+figures survive worker restarts. Task runtimes and worker liveness are left
+to Flower's own /metrics.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+
+import redis
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from dreams_sms.config import Settings
+from dreams_sms.queue.control import Control
+from dreams_sms.queue.keys import GROUP, Keys
+from dreams_sms.queue.quota import DailyQuota
+from dreams_sms.worker.events import Events
+
+log = logging.getLogger("dreams_sms.ops.metrics")
+
+BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class RedisEvents(Events):
+    """The drain's events: logged (by the base class) and counted in Redis."""
+
+    #: Counts are buffered in the process and written at most this often (and
+    #: when a drain task ends), so metrics cost no round trip per batch.
+    FLUSH_EVERY = 1.0
+
+    def __init__(self, r: redis.Redis, keys: Keys):
+        self.r = r
+        self.key = keys.stats
+        self._ints: dict[str, int] = {}
+        self._floats: dict[str, float] = {}
+        self._last = time.monotonic()
+
+    def _add(self, *fields: tuple[str, int | float]) -> None:
+        for name, n in fields:
+            if isinstance(n, float):
+                self._floats[name] = self._floats.get(name, 0.0) + n
+            else:
+                self._ints[name] = self._ints.get(name, 0) + n
+        if time.monotonic() - self._last >= self.FLUSH_EVERY:
+            self.flush()
+
+    def flush(self) -> None:
+        self._last = time.monotonic()
+        if not self._ints and not self._floats:
+            return
+        ints, floats = self._ints, self._floats
+        self._ints, self._floats = {}, {}
+        try:
+            pipe = self.r.pipeline(transaction=False)
+            for name, n in ints.items():
+                pipe.hincrby(self.key, name, n)
+            for name, x in floats.items():
+                pipe.hincrbyfloat(self.key, name, x)
+            pipe.execute()
+        except redis.RedisError as exc:  # metrics must never stop sending
+            log.warning("could not record metrics: %s", exc)
+
+    def outcome(self, sender: str, state: str, n: int, code: str = "") -> None:
+        if n:
+            self._add((f"msg|{sender}|{state}|{code}", n))
+
+    def retry(self, sender: str, exc: BaseException) -> None:
+        super().retry(sender, exc)
+        code = getattr(exc, "code", None) or getattr(exc, "status", None) or type(exc).__name__
+        self._add((f"retry|{sender}|{code}", 1))
+
+    def alert(self, reason: str, code: int | None, detail: str) -> None:
+        super().alert(reason, code, detail)
+        self._add((f"alert|{reason}|{code}", 1))
+
+    def call(self, endpoint: str, seconds: float, outcome: str) -> None:
+        """The client's `on_call` hook: one provider HTTP call."""
+        fields: list[tuple[str, int | float]] = [(f"call|{endpoint}|{outcome}", 1),
+                                                 (f"lat_sum|{endpoint}", float(seconds))]
+        fields += [(f"lat|{endpoint}|{le}", 1) for le in BUCKETS if seconds <= le]
+        fields.append((f"lat|{endpoint}|+Inf", 1))
+        self._add(*fields)
+
+
+class DreamsCollector(Collector):
+    def __init__(self, r: redis.Redis, settings: Settings):
+        self.r = r
+        self.s = settings
+        self.keys = Keys(settings.prefix)
+        self.control = Control(r, self.keys, test_clock=settings.test_clock)
+        self.quota = DailyQuota(r, prefix=settings.prefix, tz=settings.tz)
+
+    def collect(self) -> Iterator[object]:
+        stats = self.r.hgetall(self.keys.stats)
+        msgs = CounterMetricFamily("dreams_messages", "Messages by sender and outcome",
+                                   labels=["sender", "outcome", "code"])
+        calls = CounterMetricFamily("dreams_provider_calls", "Provider HTTP calls",
+                                    labels=["endpoint", "outcome"])
+        retries = CounterMetricFamily("dreams_retries", "Provider call retries",
+                                      labels=["sender", "code"])
+        alerts = CounterMetricFamily("dreams_alerts", "Pauses raised as alerts",
+                                     labels=["reason", "code"])
+        buckets: dict[str, dict[str, float]] = {}
+        sums: dict[str, float] = {}
+        for name, value in stats.items():
+            kind, *parts = name.split("|")
+            if kind == "msg" and len(parts) == 3:
+                msgs.add_metric(parts, float(value))
+            elif kind == "call" and len(parts) == 2:
+                calls.add_metric(parts, float(value))
+            elif kind == "retry" and len(parts) == 2:
+                retries.add_metric(parts, float(value))
+            elif kind == "alert" and len(parts) == 2:
+                alerts.add_metric(parts, float(value))
+            elif kind == "lat" and len(parts) == 2:
+                buckets.setdefault(parts[0], {})[parts[1]] = float(value)
+            elif kind == "lat_sum" and len(parts) == 1:
+                sums[parts[0]] = float(value)
+        yield from (msgs, calls, retries, alerts)
+        hist = HistogramMetricFamily("dreams_provider_call_seconds",
+                                     "Provider call latency", labels=["endpoint"])
+        for endpoint, b in sorted(buckets.items()):
+            edges = [(repr(le), b.get(repr(le), 0.0)) for le in BUCKETS]
+            edges.append(("+Inf", b.get("+Inf", 0.0)))
+            hist.add_metric([endpoint], edges, sums.get(endpoint, 0.0))
+        yield hist
+        yield from self._live()
+
+    def _live(self) -> Iterator[object]:
+        balance = GaugeMetricFamily("dreams_balance", "Last balance seen by chk_balance")
+        raw = self.r.get(self.keys.balance)
+        if raw is not None:
+            balance.add_metric([], float(raw))
+        yield balance
+        paused = self.control.paused()
+        p = GaugeMetricFamily("dreams_paused", "1 when all sending is paused",
+                              labels=["reason"])
+        p.add_metric([paused.get("reason", "") if paused else ""], 1.0 if paused else 0.0)
+        yield p
+        depth = GaugeMetricFamily("dreams_stream_depth", "Jobs in a sender's stream",
+                                  labels=["sender", "priority"])
+        pending = GaugeMetricFamily("dreams_stream_pending",
+                                    "Jobs taken by a worker and not yet settled",
+                                    labels=["sender", "priority"])
+        sender_paused = GaugeMetricFamily("dreams_sender_paused", "1 when a sender is paused",
+                                          labels=["sender"])
+        used = GaugeMetricFamily("dreams_daily_used", "Messages sent today (local day)",
+                                 labels=["sender"])
+        limit = GaugeMetricFamily("dreams_daily_limit", "Daily limit (no sample: none)",
+                                  labels=["sender"])
+        now = self.control.now()
+        senders = sorted(self.r.smembers(self.keys.senders))
+        for sender in senders:
+            for prio, stream in zip(("high", "normal"), self.keys.streams(sender), strict=True):
+                depth.add_metric([sender, prio], float(self.r.xlen(stream)))
+                try:
+                    n = self.r.xpending(stream, GROUP)["pending"]
+                except redis.ResponseError:
+                    n = 0
+                pending.add_metric([sender, prio], float(n))
+            sender_paused.add_metric([sender], 1.0 if self.r.exists(
+                self.keys.sender_paused(sender)) else 0.0)
+        for sender, (u, lim) in self.quota.usage(senders, now).items():
+            used.add_metric([sender], float(u))
+            if lim is not None:  # no sample: no limit
+                limit.add_metric([sender], float(lim))
+        yield from (depth, pending, sender_paused, used, limit)
+        yield GaugeMetricFamily("dreams_delayed_jobs", "Jobs waiting for a time (retries, "
+                                "scheduled)", value=float(self.r.zcard(self.keys.delayed)))
+        yield GaugeMetricFamily("dreams_held_unknown", "Jobs held with an unknown outcome",
+                                value=float(self.r.hlen(self.keys.held)))
+
+
+def registry(settings: Settings, r: redis.Redis | None = None) -> CollectorRegistry:
+    reg = CollectorRegistry()
+    client = r or redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    reg.register(DreamsCollector(client, settings))
+    return reg
+
+
+def serve(settings: Settings, address: str = "127.0.0.1", port: int = 9108) -> None:
+    from prometheus_client import start_http_server
+
+    start_http_server(port, addr=address, registry=registry(settings))
+    log.info("metrics on http://%s:%d/metrics", address, port)
+    while True:
+        time.sleep(3600)
