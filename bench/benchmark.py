@@ -1158,7 +1158,9 @@ Written by `bench/benchmark.py` ({elapsed:.0f} s, {time.strftime('%Y-%m-%d %H:%M
   (`stats()["accepted"]`, polled every 20 ms), stack warm; every run checks that the
   sandbox accepted exactly N, no duplicates. Latency is the sandbox's `latency_ms`.
 - Sizes: enqueue {a.enqueue:,} (naive {a.naive_enqueue:,}); end to end {a.e2e:,}
-  (naive {a.naive:,}); scaling {a.scaling:,} per point; memory at scale {a.million:,}.
+  (naive {a.naive:,}); scaling {a.scaling:,} per point; memory at scale {a.million:,};
+  OTPs {a.otp_idle:,} on an idle queue, and a campaign of {a.otp_campaign:,} for OTPs
+  during a campaign (on the end-to-end stack, at {lat:g} ms).
   Timed runs are repeated {a.repeat}x: the median is shown, (min-max) beside it.
 - Naive design (`bench/naive_app.py`): one Celery task per message, each one `sendsms`
   call; Celery defaults plus `task_ignore_result=True`; enqueued with `apply_async`
