@@ -36,7 +36,7 @@ def test_quick_run_prints_and_writes_the_report(tmp_path: Path) -> None:
                    "3. end to end @0 ms vs direct limit", "3. end to end @50 ms vs naive design",
                    "4. scaling @50 ms", "5. Redis memory with 5,000 queued",
                    "6. sandbox's own rate", "## Scaling at 50 ms", "## CPU during each run",
-                   "7. OTP latency, idle queue, 20 one at a time: p50 / p90 ms",
+                   "7. OTP latency, idle queue, 20 one at a time: p50 / p90 ms after send()",
                    "p90 <= 80 ms (latency + 30)",
                    "7. OTP latency during a campaign of 5,000 (same sender)",
                    "p90 <= 130 ms (2 x latency + 30)",
