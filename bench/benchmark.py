@@ -285,7 +285,6 @@ class Run:
     extra: dict[str, float] = field(default_factory=dict)
     kind: str = ""  # queue, direct, naive
     rates: list[float] = field(default_factory=list)  # every repetition
-    commands: dict[str, int] = field(default_factory=dict)  # Redis commands by name, if counted
 
     @property
     def rate(self) -> float:
@@ -352,6 +351,8 @@ class Results:
     million: Run | None = None
     sandbox: dict[str, float] = field(default_factory=dict)
     otp: dict[str, Otp] = field(default_factory=dict)  # idle, campaign
+    # what clients sent by command (MONITOR), its provider calls and messages
+    requests: tuple[Counter[str], int, int] | None = None
 
 
 # -- 1, 2, 5: enqueue and memory --------------------------------------------------------------
@@ -458,23 +459,17 @@ def timeout_for(n: int, slots: int, latency_ms: float, per_call: int) -> float:
 
 class RedisTraffic:
     """Reads the server processed (INFO stats `total_reads_processed`: one per
-    request read off a socket, a pipeline's commands often in one) and commands
-    by name (INFO commandstats; those run inside Lua scripts count too), over a
-    stretch of time, from every client of one Redis. Its own requests are taken out."""
+    request read off a socket, a pipeline's commands often in one, a request
+    over 64 KB in two or more), over a stretch of time, from every client of
+    one Redis. Its own requests are taken out."""
 
     def __init__(self, r: redis.Redis):
         self.r = r
         self._reads = 0
-        self._cmds: dict[str, int] = {}
         self._polls = 0
-
-    def _commands(self) -> dict[str, int]:
-        return {k.removeprefix("cmdstat_"): int(v["calls"])
-                for k, v in self.r.info("commandstats").items()}
 
     def start(self) -> None:
         self._reads = int(self.r.info("stats")["total_reads_processed"])
-        self._cmds = self._commands()  # one read after the count
         self._polls = 0
 
     def settle(self, control: Control, sender: str, timeout: float = 10.0) -> None:
@@ -486,13 +481,71 @@ class RedisTraffic:
                 return
             time.sleep(0.05)
 
-    def stop(self) -> tuple[int, dict[str, int]]:
-        """(reads, commands by name) since `start`, without this meter's own."""
+    def stop(self) -> int:
+        """Reads since `start`, without this meter's own."""
         reads = int(self.r.info("stats")["total_reads_processed"])
-        cmds = self._commands()
-        own = {"info": 2, "zremrangebyscore": self._polls, "zcard": self._polls}
-        diff = {k: v - self._cmds.get(k, 0) - own.get(k, 0) for k, v in cmds.items()}
-        return reads - self._reads - (2 + 2 * self._polls), {k: v for k, v in diff.items() if v}
+        return reads - self._reads - (1 + 2 * self._polls)
+
+
+def script_names() -> dict[str, str]:
+    """SHA1 -> `module.NAME` of every Lua script the package defines (for MONITOR's EVALSHA)."""
+    import hashlib
+    import importlib
+
+    out: dict[str, str] = {}
+    for module in ("lease", "store", "producer", "control", "quota", "delayed", "rate"):
+        mod = importlib.import_module(f"dreams_sms.{module}")
+        for name, value in vars(mod).items():
+            if isinstance(value, str) and "redis.call" in value:
+                out[hashlib.sha1(value.encode()).hexdigest()] = f"{module}.{name}"
+    return out
+
+
+def requests_by_command(stack: Stack, producer: Producer, admin: SandboxAdmin, n: int,
+                        latency_ms: float, slots: int, batch: int) -> tuple[Counter[str], int]:
+    """Untimed: one more end-to-end run with Redis MONITOR on, counting what clients
+    sent (a script's own commands left out), by command; EVALSHA by script name."""
+    names = script_names()
+    seen: Counter[str] = Counter()
+    done = threading.Event()
+    mon_r = redis.Redis.from_url(stack.redis_url or "", decode_responses=True)
+    monitor = mon_r.monitor()
+    monitor.__enter__()  # MONITOR is on once this returns
+
+    def listen() -> None:
+        with contextlib.suppress(Exception):
+            for cmd in monitor.listen():
+                if done.is_set():
+                    return
+                if cmd.get("client_type") == "lua":
+                    continue
+                words = str(cmd.get("command", "")).split(" ", 2)
+                name = words[0].upper()
+                if name == "EVALSHA" and len(words) > 1:
+                    name = f"EVALSHA {names.get(words[1], words[1][:8])}"
+                seen[name] += 1
+
+    thread = threading.Thread(target=listen, daemon=True)
+    thread.start()
+    try:
+        prepare_sandbox(admin, latency_ms)
+        producer.send_bulk(SENDER, rows(n, "mon"))
+        wait_accepted(admin, n, timeout_for(n, slots, latency_ms, batch), stack)
+        RedisTraffic(producer.r).settle(producer.control, SENDER)
+        stats = admin.stats()
+    finally:
+        done.set()
+        producer.r.ping()  # one more line, so the listener sees `done`
+        thread.join(timeout=5)
+        with contextlib.suppress(Exception):
+            monitor.__exit__(None, None, None)
+        mon_r.close()
+    check_record(admin, n, "MONITOR run")
+    for own in ("ZREMRANGEBYSCORE", "ZCARD"):  # ours: the settle loop
+        seen.pop(own, None)
+    seen["PING"] -= 1  # ours: the line that stops the listener
+    seen += Counter()  # drops what fell to zero
+    return seen, int(stats["calls"].get("sendsms_multi", 0)) + int(stats["calls"].get("sendsms", 0))
 
 
 def run_e2e(stack: Stack, producer: Producer, admin: SandboxAdmin, n: int, latency_ms: float,
@@ -509,18 +562,16 @@ def run_e2e(stack: Stack, producer: Producer, admin: SandboxAdmin, n: int, laten
     t1 = wait_accepted(admin, n, timeout_for(n, slots, latency_ms, batch), stack)
     cores = meter.cores()
     traffic.settle(producer.control, SENDER)
-    reads, cmds = traffic.stop()
+    reads = traffic.stop()
     traffic.r.close()
     if result.queued != n:
         raise RuntimeError(f"queued {result.queued} of {n}")
     stats = admin.stats()
     check_record(admin, n, f"end-to-end {tag}")
     calls = int(stats["calls"].get("sendsms_multi", 0)) + int(stats["calls"].get("sendsms", 0))
-    run = Run(f"queue @{latency_ms:g} ms", n, t1 - t0, cores,
-              {"enqueue_s": enqueued, "redis_reads": float(reads), "batches": float(calls)},
-              kind="queue")
-    run.commands = cmds
-    return run
+    return Run(f"queue @{latency_ms:g} ms", n, t1 - t0, cores,
+               {"enqueue_s": enqueued, "redis_reads": float(reads), "batches": float(calls)},
+               kind="queue")
 
 
 def run_direct(settings: Settings, admin: SandboxAdmin, n: int, latency_ms: float, tag: str,
@@ -780,6 +831,13 @@ def bench_stack(res: Results, a: argparse.Namespace) -> None:
             res.e2e[latency], res.direct[latency] = median(queue_runs), median(direct_runs)
         if "otp" not in a.skip:
             bench_otp(res, a, stack, producer, admin)
+        if "monitor" not in a.skip:
+            n = max(a.e2e // 5, 10 * a.batch_size)
+            log(f"Redis requests by command: {n} messages at 0 ms with MONITOR on (untimed)")
+            seen, calls = requests_by_command(stack, producer, admin, n, 0.0, slots,
+                                              a.batch_size)
+            res.requests = (seen, calls, n)
+            log(f"  {sum(seen.values()) / max(calls, 1):.2f} requests per provider call")
         if a.profile:
             log(f"profiling the workers: one more queue run at {latencies[-1]:g} ms")
             with py_spy([w.pid for w in stack.workers], a.profile,
@@ -1119,23 +1177,24 @@ def render(res: Results, a: argparse.Namespace, command: str, elapsed: float) ->
     traffic_md = "(not run)"
     counted = [(lat, run) for lat, run in res.e2e.items() if run.extra.get("batches")]
     if counted:
-        names: Counter[str] = Counter()
-        for _, run in counted:
-            # per-message commands (those inside the enqueue and outcome scripts) left out
-            names.update({k: v for k, v in run.commands.items()
-                          if v < run.extra["batches"] * a.batch_size / 4})
-        top = [name for name, _ in names.most_common(20)]
-        head = ["per provider batch", *(f"queue @{lat:g} ms" for lat, _ in counted)]
-        body = [["provider calls (batches)", *(_n(r.extra["batches"]) for _, r in counted)],
-                ["**Redis reads (round trips)**",
-                 *(f'**{_n(_div(r.extra["redis_reads"], r.extra["batches"]), 2)}**'
-                   for _, r in counted)],
-                ["Redis commands, all (Lua's inner ones included)",
-                 *(_n(_div(sum(r.commands.values()), r.extra["batches"]), 1)
-                   for _, r in counted)]]
-        body += [[f"`{name}`", *(_n(_div(r.commands.get(name, 0), r.extra["batches"]), 2)
-                                 for _, r in counted)] for name in top]
-        traffic_md = _table(head, body)
+        traffic_md = _table(
+            ["queue run", "messages", "provider calls", "Redis reads", "reads per call"],
+            [[run.name, _n(run.n), _n(run.extra["batches"]), _n(run.extra["redis_reads"]),
+              f'**{_n(_div(run.extra["redis_reads"], run.extra["batches"]), 2)}**']
+             for _, run in counted])
+    requests_md = ""
+    if res.requests:
+        seen, calls, n = res.requests
+        total = sum(seen.values())
+        body = [["**all**", _n(total), f"**{_n(_div(total, calls), 2)}**"]]
+        body += [[f"`{name}`", _n(count), _n(_div(count, calls), 2)]
+                 for name, count in seen.most_common(25)]
+        requests_md = (
+            f"What the clients sent, by command, in one more (untimed) queue run of {n:,} "
+            f"messages at 0 ms ({calls:,} provider calls) with Redis MONITOR on: requests, "
+            "not reads (a pipeline is one read), commands run inside scripts left out, "
+            "`EVALSHA` by script.\n\n"
+            + _table(["request", "count", "per provider call"], body))
 
     notes = []
     if res.enqueue and res.enqueue_naive:
@@ -1210,13 +1269,12 @@ time from the call, and the call's own duration, are beside it.
 
 Over each end-to-end queue run (the median one), from the first enqueue until every
 drain chain had ended: INFO `total_reads_processed` (requests read off a socket: a
-pipeline's commands often arrive in one) and INFO commandstats (commands run inside
-Lua scripts count as well), all clients together (producer, workers, Celery, beat),
-divided by the sandbox's count of provider calls. Below the totals, the commands
-seen less than once per four messages (the per-message ones run inside the enqueue
-and outcome scripts are left out), per batch.
+pipeline's commands often arrive in one), all clients together (the producer's
+enqueue, workers, Celery, beat), divided by the sandbox's count of provider calls.
 
 {traffic_md}
+
+{requests_md}
 
 ## Scaling at {lat:g} ms
 
@@ -1287,8 +1345,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="campaign drained while OTPs of the same sender go in (100,000)")
     p.add_argument("--repeat", type=int, help="repetitions of each timed run, median kept (3)")
     p.add_argument("--skip", default="",
-                   help="comma list of parts to skip: enqueue,e2e,otp,scaling,million "
-                        "(otp runs on the e2e stack)")
+                   help="comma list of parts to skip: enqueue,e2e,otp,monitor,scaling,"
+                        "million (otp and monitor run on the e2e stack)")
     p.add_argument("--profile", type=Path, default=None, metavar="DIR",
                    help="also profile the producer (cProfile) and the workers (py-spy, if "
                         "installed) in extra, untimed runs; write the profiles to DIR")
@@ -1298,7 +1356,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
             setattr(a, key, value)
     a.scale_workers = [int(x) for x in str(a.scale_workers).split(",") if x.strip()]
     a.skip = {s.strip() for s in a.skip.split(",") if s.strip()}
-    unknown = a.skip - {"enqueue", "e2e", "otp", "scaling", "million"}
+    unknown = a.skip - {"enqueue", "e2e", "otp", "monitor", "scaling", "million"}
     if unknown:
         p.error(f"--skip: unknown parts {sorted(unknown)}")
     if not 1 <= a.batch_size <= 1000:

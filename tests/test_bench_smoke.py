@@ -44,7 +44,8 @@ def test_quick_run_prints_and_writes_the_report(tmp_path: Path) -> None:
                    "8. Redis round trips per provider batch @50 ms",
                    "9. sender-side CPU per message @0 ms, us: workers vs direct client",
                    "> 42% (before the redesign)", ">= 90%",
-                   "## OTP latency at 50 ms", "## Redis traffic per provider batch"):
+                   "## OTP latency at 50 ms", "## Redis traffic per provider batch",
+                   "with Redis MONITOR on", "`EVALSHA lease._TAKE`"):
         assert needle in proc.stdout, needle
     # every new row carries a target and a verdict (or "(info)"), whatever the figures
     for line in proc.stdout.splitlines():
