@@ -1368,8 +1368,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return a
 
 
+def _stop_on_term(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)  # so the stacks' `finally` blocks stop their processes
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     a = parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _stop_on_term)
     script = Path(__file__).resolve()
     shown = script.relative_to(ROOT) if script.is_relative_to(ROOT) else script
     command = "python " + " ".join(shlex.quote(str(x)) for x in [
