@@ -108,7 +108,7 @@ QUICK = {
     "repeat": 1,
 }
 
-# Targets from the issue.
+# Targets.
 T_ENQUEUE = 50.0  # x naive
 T_BYTES = 0.25  # x naive
 T_MILLION_MB = 500.0
@@ -1410,6 +1410,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     png = chart(res, a.chart or a.output.with_name(a.output.stem + "-scaling.png"), a)
     if png:
         text += f"\n![scaling at {a.latency_ms:g} ms]({os.path.relpath(png, a.output.parent)})\n"
+    elif res.scaling:
+        text += "\n(No scaling chart: matplotlib is not installed.)\n"
     a.output.parent.mkdir(parents=True, exist_ok=True)
     a.output.write_text(text, encoding="utf-8")
     print(text)
