@@ -4,7 +4,7 @@ Everything runs on loopback against private processes (redis-server on free
 ports, the sandbox, real `celery worker` processes); the Redis on 6379 is
 never touched.
 
-    python bench/benchmark.py                  # default sizes, a few minutes on 2 cores
+    python bench/benchmark.py                  # default sizes, about 5 minutes on 2 cores
     python bench/benchmark.py --quick          # a smoke run (< 1 min)
     python bench/benchmark.py --latency-ms 50 --workers 2 --concurrency 4 --output BENCHMARKS.md
     python bench/benchmark.py --profile prof/  # also profile (cProfile, py-spy if installed)
@@ -23,7 +23,8 @@ It measures:
    an idle queue, and a steady trickle of them during a large campaign of the same
    sender (send returned -> the sandbox's record of accepting it);
 7. Redis round trips (INFO `total_reads_processed`, every client) per provider
-   batch over each end-to-end queue run, and worker CPU per message beside the
+   batch over each end-to-end queue run, what the clients sent by command (Redis
+   MONITOR, in one more untimed run), and worker CPU per message beside the
    direct client's;
 
 plus the sandbox's own rate and the CPU each process used, so one can see
