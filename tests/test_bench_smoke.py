@@ -35,8 +35,24 @@ def test_quick_run_prints_and_writes_the_report(tmp_path: Path) -> None:
                    "1. enqueue rate", "2. Redis bytes per queued message",
                    "3. end to end @0 ms vs direct limit", "3. end to end @50 ms vs naive design",
                    "4. scaling @50 ms", "5. Redis memory with 5,000 queued",
-                   "6. sandbox's own rate", "## Scaling at 50 ms", "## CPU during each run"):
+                   "6. sandbox's own rate", "## Scaling at 50 ms", "## CPU during each run",
+                   "7. OTP latency, idle queue, 20 one at a time: p50 / p90 ms after send()",
+                   "p90 <= 80 ms (latency + 30)",
+                   "7. OTP latency during a campaign of 5,000 (same sender)",
+                   "p90 <= 130 ms (2 x latency + 30)",
+                   "8. Redis round trips per provider batch @0 ms",
+                   "8. Redis round trips per provider batch @50 ms",
+                   "9. sender-side CPU per message @0 ms, us: workers vs direct client",
+                   "> 42% (before the redesign)", ">= 90%",
+                   "## OTP latency at 50 ms", "## Redis traffic per provider batch",
+                   "with Redis MONITOR on", "`EVALSHA lease._TAKE`"):
         assert needle in proc.stdout, needle
+    # every new row carries a target and a verdict (or "(info)"), whatever the figures
+    for line in proc.stdout.splitlines():
+        if line.startswith(("| 7. ", "| 8. ")):
+            assert line.rstrip().endswith(("| **yes** |", "| **NO** |")), line
+        if line.startswith("| 9. "):
+            assert line.rstrip().endswith("| (info) | - |"), line
 
     # the same report, with the machine and the command line, in the file asked for
     text = out.read_text(encoding="utf-8")
