@@ -494,7 +494,8 @@ def script_names() -> dict[str, str]:
     import importlib
 
     out: dict[str, str] = {}
-    for module in ("lease", "store", "producer", "control", "quota", "delayed", "rate"):
+    for module in ("queue.lease", "queue.store", "producer", "queue.control", "queue.quota",
+                   "queue.delayed", "queue.rate"):
         mod = importlib.import_module(f"dreams_sms.{module}")
         for name, value in vars(mod).items():
             if isinstance(value, str) and "redis.call" in value:
