@@ -499,7 +499,8 @@ def script_names() -> dict[str, str]:
         mod = importlib.import_module(f"dreams_sms.{module}")
         for name, value in vars(mod).items():
             if isinstance(value, str) and "redis.call" in value:
-                out[hashlib.sha1(value.encode()).hexdigest()] = f"{module}.{name}"
+                short = module.rsplit(".", 1)[-1]
+                out[hashlib.sha1(value.encode()).hexdigest()] = f"{short}.{name}"
     return out
 
 
