@@ -161,7 +161,7 @@ class Producer:
             now, self.settings.tz).strftime("%Y%m%d")
         mid, created = self._put(job, sender, cid, key=key, high=high, now=now, due=due)
         if created and not (due > now):
-            self.kick(sender)
+            self.kick(sender, want=1)  # one message: one chain (more join if more waits)
         return mid
 
     def _put(self, job: Job, sender: str, cid: str, *, key: str | None, high: bool, now: float,
@@ -266,11 +266,11 @@ class Producer:
         except redis.RedisError:
             return None  # Redis is away: `resume=True` reads it when it is back
 
-    def kick(self, sender: str) -> int:
-        """Make sure drain chains are running for `sender`."""
+    def kick(self, sender: str, want: int | None = None) -> int:
+        """Make sure drain chains are running for `sender` (`want` of them at most)."""
         if self.control.paused(sender):
             return 0
-        return kick(self.app, self.control, self.settings, sender)
+        return kick(self.app, self.control, self.settings, sender, want)
 
     def _job(self, to: object, text: object, options: Mapping[str, object]) -> Job:
         number, text, opts = self._checked(to, text, options)

@@ -70,14 +70,17 @@ end
 #       7 start of day A, 8 end of day B, 9 expire-at A, 10 expire-at B, 11 sender,
 #       12 claim min-idle ms (0: no takeover), 13 fill (wait for a fuller batch),
 #       14 object format (no number twice in a call), 15 test clock
-# Returns {status, now, granted, item...}; item = {verdict, high, entry, i, t, m, o, x, a, t0}.
+# Returns {status, now, granted, claimed, item...}; item = {verdict, high, entry, i, t, m, o,
+# x, a, t0}; for 'paused', the reasons instead of items.
 _TAKE = _HELPERS + """
 local now = now_s(KEYS[3], ARGV[15])
 local reasons = redis.call('HKEYS', KEYS[1])
-if #reasons > 0 then return {'paused', tostring(now), '0', table.concat(reasons, ',')} end
+if #reasons > 0 then return {'paused', tostring(now), '0', '0', table.concat(reasons, ',')} end
 local paused = redis.call('GET', KEYS[2])
-if paused then return {'paused', tostring(now), '0', paused} end
-if now < tonumber(ARGV[7]) or now >= tonumber(ARGV[8]) then return {'clock', tostring(now), '0'} end
+if paused then return {'paused', tostring(now), '0', '0', paused} end
+if now < tonumber(ARGV[7]) or now >= tonumber(ARGV[8]) then
+  return {'clock', tostring(now), '0', '0'}
+end
 local qk, ck, exp = KEYS[7], KEYS[8], tonumber(ARGV[9])
 if now >= tonumber(ARGV[6]) then qk, ck, exp = KEYS[9], KEYS[10], tonumber(ARGV[10]) end
 local floor = tonumber(redis.call('TIME')[1]) + 3600
@@ -99,32 +102,16 @@ if room < 0 then room = 0 end
 local streams = {KEYS[4], KEYS[5]}
 local now_ms = now * 1000
 local lease_until = string.format('%d', now_ms + tonumber(ARGV[5]))
-local items, seen, numbers = {}, {}, {}
+local items, seen, numbers, leases = {}, {}, {}, {}
 local count, single = 0, false
 local objfmt = ARGV[14] == '1'
+local any_cancelled = redis.call('HLEN', KEYS[13]) > 0
+local cuts = {}
 
-local function consider(si, entry, f)
-  local stream = streams[si]
-  if not f or type(f) ~= 'table' or #f == 0 then
-    redis.call('XACK', stream, group, entry)
-    return
-  end
-  local d = {}
-  for k = 1, #f, 2 do d[f[k]] = f[k + 1] end
-  if not d.i or not d.t or not d.m then
-    redis.call('XACK', stream, group, entry)
-    redis.call('XDEL', stream, entry)
-    return
-  end
-  if seen[d.i] then  -- a second entry of one message: never send it twice
-    redis.call('XACK', stream, group, entry)
-    redis.call('XDEL', stream, entry)
-    return
-  end
-  seen[d.i] = true
+local function consider(si, entry, d, lease)
   local verdict = nil
   local t0 = tostring(now)
-  local owner, untl, lt0 = parse_lease(redis.call('HGET', KEYS[6], d.i))
+  local owner, untl, lt0 = parse_lease(lease)
   if owner then
     if owner ~= token then
       if untl > now_ms then return end  -- a live holder: not ours
@@ -133,9 +120,15 @@ local function consider(si, entry, f)
     t0 = lt0
   end
   if not verdict then
-    local cid, seq = string.match(d.i, '^(.*)-(%d+)$')
-    local cut = cid and redis.call('HGET', KEYS[13], cid)
-    if cut and tonumber(seq) <= tonumber(cut) then verdict = 'cancel'
+    local cut = false
+    if any_cancelled then
+      local cid, seq = string.match(d.i, '^(.*)-(%d+)$')
+      if cid then
+        if cuts[cid] == nil then cuts[cid] = redis.call('HGET', KEYS[13], cid) or false end
+        cut = cuts[cid] and tonumber(seq) <= tonumber(cuts[cid])
+      end
+    end
+    if cut then verdict = 'cancel'
     elseif d.x and tonumber(d.x) <= now then verdict = 'expired'
     else
       if single or count >= room then return end
@@ -150,18 +143,44 @@ local function consider(si, entry, f)
       verdict = 'send'
     end
   end
-  redis.call('HSET', KEYS[6], d.i, token .. '|' .. lease_until .. '|' .. t0)
+  table.insert(leases, d.i)
+  table.insert(leases, token .. '|' .. lease_until .. '|' .. t0)
   table.insert(items, {verdict, tostring(2 - si), entry, d.i, d.t, d.m, d.o or '', d.x or '',
     d.a or '', t0})
 end
 
+-- Read up to n entries, drop what cannot be a job, then judge them with one
+-- HMGET of their leases.
 local function read(si, id, n)
   if n <= 0 then return 0 end
   local res = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', n,
     'STREAMS', streams[si], id)
   if not res then return 0 end
-  for _, e in ipairs(res[1][2]) do consider(si, e[1], e[2]) end
-  return #res[1][2]
+  local stream, entries = streams[si], res[1][2]
+  local jobs, ids = {}, {}
+  for _, e in ipairs(entries) do
+    local entry, f = e[1], e[2]
+    if not f or type(f) ~= 'table' or #f == 0 then
+      redis.call('XACK', stream, group, entry)  -- deleted meanwhile
+    else
+      local d = {}
+      for k = 1, #f, 2 do d[f[k]] = f[k + 1] end
+      if not d.i or not d.t or not d.m or seen[d.i] then
+        -- malformed, or a second entry of one message: never sent twice
+        redis.call('XACK', stream, group, entry)
+        redis.call('XDEL', stream, entry)
+      else
+        seen[d.i] = true
+        table.insert(jobs, {entry, d})
+        table.insert(ids, d.i)
+      end
+    end
+  end
+  if #ids > 0 then
+    local held = redis.call('HMGET', KEYS[6], unpack(ids))
+    for k, job in ipairs(jobs) do consider(si, job[1], job[2], held[k]) end
+  end
+  return #entries
 end
 
 -- New entries: one first, so an invitation (a call of its own) is all we take
@@ -172,11 +191,12 @@ local function read_new(si)
   if not single then read(si, '>', room - count) end
 end
 
-local claim = tonumber(ARGV[12])
+local claim, claimed = tonumber(ARGV[12]), 0
 if claim > 0 then
   for si = 1, 2 do
     local res = redis.call('XAUTOCLAIM', streams[si], group, consumer, claim, '0-0',
       'COUNT', want, 'JUSTID')
+    claimed = claimed + #res[2]
     for _, gone in ipairs(res[3] or {}) do redis.call('XACK', streams[si], group, gone) end
   end
 end
@@ -189,7 +209,7 @@ read(2, '0', want)
 if room > count and not single then
   if ARGV[13] == '1' and #items == 0 then
     local undelivered = redis.call('XLEN', KEYS[5]) - redis.call('XPENDING', KEYS[5], group)[1]
-    if undelivered > 0 and undelivered < room then return {'wait', tostring(now), '0'} end
+    if undelivered > 0 and undelivered < room then return {'wait', tostring(now), '0', '0'} end
   end
   read_new(2)
 end
@@ -197,11 +217,12 @@ if count > 0 then
   redis.call('INCRBY', qk, count)
   redis.call('EXPIREAT', qk, exp)
 end
+if #leases > 0 then redis.call('HSET', KEYS[6], unpack(leases)) end
 local status = 'ok'
 if #items == 0 then
   if room == 0 then status = 'closed' else status = 'empty' end
 end
-local out = {status, tostring(now), tostring(count)}
+local out = {status, tostring(now), tostring(count), tostring(claimed)}
 for _, it in ipairs(items) do table.insert(out, it) end
 return out
 """
@@ -302,6 +323,7 @@ class Taken:
     status: str  # ok, empty, closed, paused, wait, clock
     now: float
     granted: int = 0  # quota units reserved for `send`
+    claimed: int = 0  # entries taken over from silent consumers
     send: list[Job] = field(default_factory=list)
     unknown: list[tuple[Job, float]] = field(default_factory=list)
     expired: list[Job] = field(default_factory=list)
@@ -380,13 +402,13 @@ class Leases:
             return self._take(keys=keys, args=args)
 
     def _taken(self, sender: str, reply: list) -> Taken:
-        status, now, granted = reply[0], float(reply[1]), int(reply[2])
+        status, now, granted, claimed = reply[0], float(reply[1]), int(reply[2]), int(reply[3])
         self._skew = now - time.time()
-        out = Taken(status, now, granted)
+        out = Taken(status, now, granted, claimed)
         if status == "paused":
-            out.paused = reply[3]
+            out.paused = reply[4]
             return out
-        for item in reply[3:]:
+        for item in reply[4:]:
             verdict, high, entry, i, to, text, opts, exp, first, t0 = item
             fields = {"i": i, "t": to, "m": text}
             if opts:

@@ -43,49 +43,71 @@ end
 #       (id, high, entry, campaign index, seq, packed job).
 # Returns the ids refused (not ours any more).
 _SETTLE = _FIELDS + """
-local function owned(id, stream, entry)
-  local raw = redis.call('HGET', KEYS[1], id)
-  if raw then return string.sub(raw, 1, #ARGV[3] + 1) == ARGV[3] .. '|' end
-  local p = redis.call('XPENDING', stream, ARGV[1], entry, entry, 1)
-  return p[1] ~= nil and p[1][2] == ARGV[2]
-end
-local mode, ttl = ARGV[4], tonumber(ARGV[8])
-local refused, touched = {}, {}
-for k = 10, #ARGV, 6 do
-  local id, stream, entry = ARGV[k], KEYS[3 - tonumber(ARGV[k + 1])], ARGV[k + 2]
+local group, consumer, mode, ttl = ARGV[1], ARGV[2], ARGV[4], tonumber(ARGV[8])
+local mine = ARGV[3] .. '|'
+local n = (#ARGV - 9) / 6
+local ids = {}
+for j = 0, n - 1 do ids[j + 1] = ARGV[10 + 6 * j] end
+local leases = redis.call('HMGET', KEYS[1], unpack(ids))
+local refused, entries, freed, per = {}, {{}, {}}, {}, {}
+for j = 0, n - 1 do
+  local k = 10 + 6 * j
+  local id, si, entry = ARGV[k], 3 - tonumber(ARGV[k + 1]), ARGV[k + 2]
   local ci, seq, packed = tonumber(ARGV[k + 3]), ARGV[k + 4], ARGV[k + 5]
-  if not owned(id, stream, entry) then
+  local ok
+  if leases[j + 1] then
+    ok = string.sub(leases[j + 1], 1, #mine) == mine
+  else  -- free: ours only while its entry is still pending with us
+    local p = redis.call('XPENDING', KEYS[si], group, entry, entry, 1)
+    ok = p[1] ~= nil and p[1][2] == consumer
+  end
+  if not ok then
     table.insert(refused, id)
   else
-    redis.call('XACK', stream, ARGV[1], entry)
-    redis.call('XDEL', stream, entry)
-    redis.call('HDEL', KEYS[1], id)
-    local st, camp = KEYS[5 + 2 * ci], KEYS[6 + 2 * ci]
-    touched[ci] = true
+    table.insert(entries[si - 1], entry)
+    if leases[j + 1] then table.insert(freed, id) end
+    local c = per[ci]
+    if not c then c = {seqs = {}, n = 0}; per[ci] = c end
+    c.n = c.n + 1
     if mode == 'final' then
-      redis.call('HSET', st, seq, ARGV[5])
-      redis.call('HINCRBY', camp, ARGV[6], 1)
-      if ARGV[7] ~= '' then redis.call('HINCRBY', camp, ARGV[7], 1) end
+      table.insert(c.seqs, seq); table.insert(c.seqs, ARGV[5])
       if ARGV[5] == 'U' then redis.call('HSET', KEYS[4], id, packed) end
     elseif mode == 'defer' then
-      redis.call('HSET', st, seq, 'D:' .. ARGV[9])
-      redis.call('HINCRBY', camp, 'deferred', 1)
+      table.insert(c.seqs, seq); table.insert(c.seqs, 'D:' .. ARGV[9])
       redis.call('ZADD', KEYS[5], ARGV[9], packed)
     else
-      redis.call('HDEL', st, seq)
-      redis.call('XADD', stream, '*', unpack(fields(cjson.decode(packed))))
+      table.insert(c.seqs, seq)
+      redis.call('XADD', KEYS[si], '*', unpack(fields(cjson.decode(packed))))
     end
   end
 end
+for si = 2, 3 do
+  local list = entries[si - 1]
+  if #list > 0 then
+    redis.call('XACK', KEYS[si], group, unpack(list))
+    redis.call('XDEL', KEYS[si], unpack(list))
+  end
+end
+if #freed > 0 then redis.call('HDEL', KEYS[1], unpack(freed)) end
 -- A campaign's statuses and counters live as long as any of its messages waits,
 -- then `ttl` more seconds.
-for ci, _ in pairs(touched) do
+for ci, c in pairs(per) do
   local st, camp = KEYS[5 + 2 * ci], KEYS[6 + 2 * ci]
-  local c = redis.call('HMGET', camp, 'total', 'sent', 'failed', 'expired', 'unknown',
+  if mode == 'final' then
+    redis.call('HSET', st, unpack(c.seqs))
+    redis.call('HINCRBY', camp, ARGV[6], c.n)
+    if ARGV[7] ~= '' then redis.call('HINCRBY', camp, ARGV[7], c.n) end
+  elseif mode == 'defer' then
+    redis.call('HSET', st, unpack(c.seqs))
+    redis.call('HINCRBY', camp, 'deferred', c.n)
+  else
+    redis.call('HDEL', st, unpack(c.seqs))
+  end
+  local v = redis.call('HMGET', camp, 'total', 'sent', 'failed', 'expired', 'unknown',
     'cancelled')
   local done = 0
-  for k = 2, 6 do done = done + tonumber(c[k] or '0') end
-  if done >= tonumber(c[1] or '0') then
+  for k = 2, 6 do done = done + tonumber(v[k] or '0') end
+  if done >= tonumber(v[1] or '0') then
     redis.call('EXPIRE', st, ttl)
     redis.call('EXPIRE', camp, ttl)
   else
@@ -175,8 +197,9 @@ class Store:
                     keys += [self.keys.status(cid), self.keys.campaign(cid)]
                 if mode != "final" and job.first_at is None:
                     job.first_at = job.enqueued_at() or now
+                whole = job.pack() if mode != "final" or value == UNKNOWN else ""
                 args += [job.id, "1" if job.high else "0", job.entry, campaigns[cid], job.seq,
-                         job.pack()]
+                         whole]
             refused += self._settle(keys=keys, args=args)
         if refused:
             log.warning("%d jobs were taken over by another worker; left to it", len(refused))

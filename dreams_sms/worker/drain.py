@@ -176,7 +176,7 @@ class Drainer:
         if taken.status in ("paused", "closed", "empty"):
             report.stop = taken.status
             return report
-        if taken.unknown or taken.send:
+        if taken.claimed:
             self._claim_due[sender] = 0.0  # after a takeover there may be more: look again
         if taken.cancel:
             self._finish(sender, taken.cancel, CANCELLED, owner, report)

@@ -71,7 +71,7 @@ def _redact_logs(logger: logging.Logger, **_: object) -> None:
 
 #: How long one drain task keeps taking batches before handing over to the queue,
 #: so chains of different senders take turns on the worker's slots.
-DRAIN_BUDGET = 2.0
+DRAIN_BUDGET = 5.0
 #: How long a drain chain waits out a Redis outage before giving up (beat restarts it).
 REDIS_OUTAGE_GRACE = 60.0
 
@@ -188,9 +188,11 @@ def tick() -> dict:
         for sender in sorted(c.r.smembers(c.keys.senders)):
             if c.control.paused(sender) or c.quota.is_closed(sender, now):
                 continue
-            if sum(c.r.xlen(s) for s in c.keys.streams(sender)) == 0:
+            depth = sum(c.r.xlen(s) for s in c.keys.streams(sender))
+            if depth == 0:
                 continue
-            started += kick(app, c.control, settings, sender)
+            started += kick(app, c.control, settings, sender,
+                            want=-(-depth // settings.batch_size))
     if c.r.set(f"{c.keys.prefix}:janitor", "1", nx=True, ex=60):
         forget_idle_consumers(c.r, c.keys)
     return {"promoted": promoted, "started": started}
