@@ -631,6 +631,12 @@ def multi_slices(
         raise InvalidOption(f"unknown multi_format {shape!r}", field="multi_format")
     budget = max_bytes - overhead - len("to=") - 2 * len(quote_plus("["))  # brackets
     separator = len(quote_plus(", "))
+    # The common case costs no encoding: a character url-encodes to at most 12
+    # bytes (an emoji; a JSON escape such as \u0001 to 8), a pair's JSON frame to
+    # less than 100; a batch under that bound fits as it is.
+    if len(items) <= max_count and sum(
+            12 * (len(str(n)) + len(str(t))) + 100 + separator for n, t in items) <= budget:
+        return [slice(0, len(items))] if items else []
     out: list[slice] = []
     start, used = 0, 0
     for i, (number, text) in enumerate(items):

@@ -108,16 +108,23 @@ local objfmt = ARGV[14] == '1'
 local any_cancelled = redis.call('HLEN', KEYS[13]) > 0
 local cuts = {}
 
+local now_s = tostring(now)
+local fresh = token .. '|' .. lease_until .. '|' .. now_s
+local hi_s = {'1', '0'}
+
 local function consider(si, entry, d, lease)
   local verdict = nil
-  local t0 = tostring(now)
-  local owner, untl, lt0 = parse_lease(lease)
+  local t0 = now_s
+  local value = fresh
+  local owner, untl, lt0 = nil, nil, nil
+  if lease then owner, untl, lt0 = parse_lease(lease) end
   if owner then
     if owner ~= token then
       if untl > now_ms then return end  -- a live holder: not ours
       verdict = 'unknown'
     end
     t0 = lt0
+    value = token .. '|' .. lease_until .. '|' .. t0
   end
   if not verdict then
     local cut = false
@@ -143,10 +150,10 @@ local function consider(si, entry, d, lease)
       verdict = 'send'
     end
   end
-  table.insert(leases, d.i)
-  table.insert(leases, token .. '|' .. lease_until .. '|' .. t0)
-  table.insert(items, {verdict, tostring(2 - si), entry, d.i, d.t, d.m, d.o or '', d.x or '',
-    d.a or '', t0})
+  leases[#leases + 1] = d.i
+  leases[#leases + 1] = value
+  items[#items + 1] = {verdict, hi_s[si], entry, d.i, d.t, d.m, d.o or '', d.x or '',
+    d.a or '', t0}
 end
 
 -- Read up to n entries, drop what cannot be a job, then judge them with one

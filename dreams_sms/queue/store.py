@@ -56,7 +56,7 @@ for j = 0, n - 1 do
   local ci, seq, packed = tonumber(ARGV[k + 3]), ARGV[k + 4], ARGV[k + 5]
   local ok
   if leases[j + 1] then
-    ok = string.sub(leases[j + 1], 1, #mine) == mine
+    ok = string.find(leases[j + 1], mine, 1, true) == 1
   else  -- free: ours only while its entry is still pending with us
     local p = redis.call('XPENDING', KEYS[si], group, entry, entry, 1)
     ok = p[1] ~= nil and p[1][2] == consumer
@@ -64,13 +64,16 @@ for j = 0, n - 1 do
   if not ok then
     table.insert(refused, id)
   else
-    table.insert(entries[si - 1], entry)
-    if leases[j + 1] then table.insert(freed, id) end
+    local list = entries[si - 1]
+    list[#list + 1] = entry
+    if leases[j + 1] then freed[#freed + 1] = id end
     local c = per[ci]
     if not c then c = {seqs = {}, n = 0}; per[ci] = c end
     c.n = c.n + 1
     if mode == 'final' then
-      table.insert(c.seqs, seq); table.insert(c.seqs, ARGV[5])
+      local q = c.seqs
+      q[#q + 1] = seq
+      q[#q + 1] = ARGV[5]
       if ARGV[5] == 'U' then redis.call('HSET', KEYS[4], id, packed) end
     elseif mode == 'defer' then
       table.insert(c.seqs, seq); table.insert(c.seqs, 'D:' .. ARGV[9])
