@@ -274,7 +274,7 @@ def test_reconciler_outage_keeps_jobs_pending_until_it_answers(settings, produce
 
 def test_idle_consumers_are_forgotten(settings, producer):
     from dreams_sms.queue.keys import GROUP
-    from dreams_sms.worker.tasks import forget_idle_consumers
+    from dreams_sms.worker.tasks import forget_idle_consumers  # no side effects on import
 
     producer.send_bulk("Dreams", [(n, "x") for n in numbers(3)])
     drain_all(drainer(settings, FakeProvider(), consumer="gone"), "Dreams")

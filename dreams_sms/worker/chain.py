@@ -1,0 +1,88 @@
+"""One link of a drain chain: passes for one sender until the budget is spent.
+
+A chain is a Celery task that drains one sender for `budget` seconds, then
+publishes its own successor, so senders take turns on the worker slots. It
+holds a drain slot (so at most `sender_parallelism` chains run per sender),
+refreshed by the drainer's heartbeat as long as the link runs, and waits out
+a Redis restart instead of dropping the chain. Plain code with its clock,
+sleep and publishing passed in, so it is tested without Celery.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import redis
+
+from dreams_sms.queue.control import Control
+from dreams_sms.worker.drain import Drainer, Report
+
+log = logging.getLogger("dreams_sms.worker.chain")
+
+#: How long one link keeps taking batches before handing over to the queue.
+BUDGET = 5.0
+#: How long a link waits out a Redis outage before giving up (beat restarts it).
+REDIS_OUTAGE_GRACE = 60.0
+_REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
+
+
+@dataclass
+class Chain:
+    drainer: Drainer
+    control: Control
+    publish: Callable[[str, str], object]  # (sender, slot token): the next link
+    slot_ttl: float
+    budget: float = BUDGET
+    grace: float = REDIS_OUTAGE_GRACE
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+
+    def run(self, sender: str, token: str) -> dict[str, object]:
+        """Drain `sender` for up to `budget` seconds; a summary for Flower."""
+        name = f"slot:{sender}:{token}"
+        self.drainer.heartbeat.every(
+            name, lambda: self.control.refresh_slot(sender, token, self.slot_ttl))
+        try:
+            return self._loop(sender, token)
+        finally:
+            self.drainer.heartbeat.forget(name)
+            try:
+                self.drainer.hand_back(sender)
+            except redis.RedisError as exc:  # they come back through the takeover timer
+                log.warning("could not hand back entries of %s: %s", sender, exc)
+            self.drainer.events.flush()
+
+    def _loop(self, sender: str, token: str) -> dict[str, object]:
+        deadline = self.clock() + self.budget
+        total = Report()
+        down_since: float | None = None
+        refreshed = float("-inf")
+        while True:
+            try:
+                if self.clock() - refreshed >= 1.0:
+                    if not self.control.refresh_slot(sender, token, self.slot_ttl):
+                        total.stop = "slot-lost"  # a newer chain owns it
+                        return total.summary(sender)
+                    refreshed = self.clock()
+                report = self.drainer.drain_once(sender)
+            except _REDIS_DOWN as exc:
+                # Redis restarting: hold the chain instead of dropping it; whatever
+                # we held is still pending in the stream and will be settled.
+                down_since = self.clock() if down_since is None else down_since
+                if self.clock() - down_since > self.grace:
+                    raise
+                log.warning("redis unavailable (%s); drain of %s waits", exc, sender)
+                self.sleep(1.0)
+                continue
+            down_since = None
+            total.add(report)
+            if report.stop:
+                total.stop = report.stop
+                self.control.release_slot(sender, token)
+                return total.summary(sender)
+            if self.clock() >= deadline:
+                self.publish(sender, token)
+                return total.summary(sender)
