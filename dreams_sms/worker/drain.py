@@ -26,7 +26,7 @@ from typing import Protocol
 import redis
 
 from dreams_sms.config import Settings
-from dreams_sms.errors import HttpRefused, OutcomeUnknown, ProviderError, TransportError
+from dreams_sms.errors import OutcomeUnknown, ProviderError, TransportError
 from dreams_sms.provider.client import multi_slices
 from dreams_sms.provider.retry import requeue_delay, retrying
 from dreams_sms.queue.control import Control
@@ -37,6 +37,7 @@ from dreams_sms.queue.lease import Leases, Taken
 from dreams_sms.queue.quota import DailyQuota, local_day
 from dreams_sms.queue.store import Owner, Store
 from dreams_sms.worker.events import Events
+from dreams_sms.worker.policy import Action, Decision, decide
 
 log = logging.getLogger("dreams_sms.worker.drain")
 
@@ -273,7 +274,8 @@ class Drainer:
                 t0 = self.leases.now() - seconds
                 budget.spend(self._ambiguous(sender, [(j, t0) for j in missing], owner, report))
             return
-        if isinstance(err, TransportError) and err.ambiguous:
+        decision = decide(err, len(jobs))
+        if decision.action is Action.HOLD:
             self.events.batch(sender, len(jobs), "unknown", _code(err), seconds)
             t0 = self.leases.now() - seconds
             budget.spend(self._ambiguous(sender, [(j, t0) for j in jobs], owner, report))
@@ -285,9 +287,7 @@ class Drainer:
         self._unknown_streak = 0
         # Certainly refused: release first, so whatever happens next, a crash resends.
         self.leases.release(sender, owner.token, jobs)
-        too_large = isinstance(err, HttpRefused) and err.too_large
-        if ((isinstance(err, ProviderError) and err.is_per_number) or too_large) \
-                and len(jobs) > 1:
+        if decision.action is Action.SPLIT:
             self.events.batch(sender, len(jobs), "split", _code(err), seconds)
             mid = len(jobs) // 2
             for half in (jobs[:mid], jobs[mid:]):
@@ -298,7 +298,7 @@ class Drainer:
                                isolation=True)
             return
         self.events.batch(sender, len(jobs), _label(err), _code(err), seconds)
-        self._refused(sender, jobs, err, owner, report)
+        self._act(sender, jobs, err, decision, owner, report)
 
     def _retried(self, sender: str, exc: BaseException, report: Report) -> None:
         report.codes[str(_code(exc))] += 1
@@ -404,28 +404,22 @@ class Drainer:
         self.events.alert(reason, code, detail)  # type: ignore[arg-type]
         report.stop = "paused"
 
-    def _refused(self, sender: str, jobs: list[Job], err: ProviderError | TransportError,
-                 owner: Owner, report: Report) -> None:
-        if isinstance(err, HttpRefused) and not err.retryable:
-            # A wrong URL, a redirect, a firewall, a body the server will never take:
-            # the same call fails again until someone fixes it. Stop and say so.
-            if err.too_large:
-                self._finish(sender, jobs, FAILED, owner, report, code=str(_code(err)))
-                return
-            self._requeue(sender, jobs, owner, report)
-            self._pause_all("http", _code(err), str(err), report)
-        elif isinstance(err, TransportError) or err.retryable:  # retries exhausted
+    def _act(self, sender: str, jobs: list[Job], err: ProviderError | TransportError,
+             decision: Decision, owner: Owner, report: Report) -> None:
+        """Carry out `policy.decide`'s verdict on a certainly refused call."""
+        code = _code(err)
+        if decision.action is Action.RETRY_LATER:
             self._retry_later(sender, jobs, err, owner, report)
-        elif err.is_balance or err.is_account:
-            reason = "balance" if err.is_balance else "account"
+        elif decision.action is Action.PAUSE:
             self._requeue(sender, jobs, owner, report)
-            self._pause_all(reason, err.code, err.description, report)
-        elif err.is_sender_limit:
+            detail = err.description if isinstance(err, ProviderError) else str(err)
+            self._pause_all(decision.reason, code, detail, report)
+        elif decision.action is Action.CLOSE_SENDER:
             self.quota.close_for_today(sender, self.leases.now())
             self._requeue(sender, jobs, owner, report)
             report.stop = "closed"
-        else:  # per-number (isolated), sender errors, bad requests: final
-            self._finish(sender, jobs, FAILED, owner, report, code=str(err.code))
+        else:  # FAIL: per-number (isolated), sender errors, bad requests, too large alone
+            self._finish(sender, jobs, FAILED, owner, report, code=str(code))
 
     def _retry_later(self, sender: str, jobs: list[Job], err: BaseException, owner: Owner,
                      report: Report) -> None:
