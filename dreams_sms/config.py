@@ -12,10 +12,18 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dreams_sms.errors import ConfigError
+
+MultiFormat = Literal["list", "object"]
+OnUnknown = Literal["hold", "reconcile"]
+
+#: Secrets read from the environment as they are (no `_FILE` form): variable -> field.
+SECRETS = {"DREAMS_FLOWER_AUTH": "flower_auth", "DREAMS_TOKEN": "token",
+           "DREAMS_REFRESH_TOKEN": "refresh_token"}
 
 REAL_BASE_URL = "https://www.dreams.sa/index.php/api"
 REAL_OAUTH_URL = "https://www.dreams.sa/token"
@@ -75,7 +83,7 @@ class Settings:
     daily_limits: Mapping[str, int] = field(default_factory=dict)
     rate_per_second: float = 0.0  # 0: no per-second cap
     balance_interval: float = 60.0
-    multi_format: str = "list"  # "list" (the reference) or "object" ({number: text})
+    multi_format: MultiFormat = "list"  # "list" (the reference) or "object" ({number: text})
     prefix: str = "dreams"
     key_window: int = 86_400
     max_age: float = 86_400.0
@@ -83,7 +91,7 @@ class Settings:
     retry_max_wait: float = 8.0
     retry_delay: float = 30.0
     claim_idle: float = 90.0
-    on_unknown: str = "hold"  # "hold" for review, or "reconcile" against the sandbox
+    on_unknown: OnUnknown = "hold"  # "hold" for review, or "reconcile" against the sandbox
     reconcile_url: str = ""
     sender_parallelism: int = 4
     status_ttl: int = 7 * 86_400
@@ -91,6 +99,10 @@ class Settings:
     max_segments: int = 10  # the cap that also holds for UCS-2 (Arabic, emoji) texts
     test_clock: bool = False
     allow_eviction: bool = False
+    # Secrets some commands need; read here like every other variable.
+    flower_auth: Secret = field(default_factory=lambda: Secret(""))  # user:password
+    token: Secret = field(default_factory=lambda: Secret(""))  # `token revoke`
+    refresh_token: Secret = field(default_factory=lambda: Secret(""))  # `token refresh`
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -244,7 +256,7 @@ def _prefix(v: str) -> str:
     return v
 
 
-ENV: dict[str, tuple[str, object]] = {
+ENV: dict[str, tuple[str, Callable[[str], object]]] = {
     "DREAMS_USER": ("user", _str),
     "DREAMS_CLIENT_ID": ("client_id", _str),
     "DREAMS_BASE_URL": ("base_url", _url),
@@ -287,11 +299,13 @@ def _parse(env: Mapping[str, str]) -> dict[str, object]:
         if raw is None or raw.strip() == "":
             continue
         try:
-            values[name] = parse(raw)  # type: ignore[operator]
+            values[name] = parse(raw)
         except ValueError as exc:
             raise ConfigError(f"{var}={_shown(raw)} is invalid: {exc}") from None
     values["secret_key"] = Secret(_secret(env, "DREAMS_SECRET_KEY"))
     values["client_secret"] = Secret(_secret(env, "DREAMS_CLIENT_SECRET"))
+    for var, name in SECRETS.items():
+        values[name] = Secret(env.get(var, "").strip())
     if values.get("on_unknown") == "reconcile":
         _check_reconcile(str(values.get("base_url", REAL_BASE_URL)), values.get("reconcile_url"))
     _check_claim_idle(values)
@@ -394,7 +408,7 @@ def env_table(environ: Mapping[str, str] | None = None) -> list[tuple[str, str, 
             value = _display(default)
         else:
             try:
-                value = _display(parse(raw))  # type: ignore[operator]
+                value = _display(parse(raw))
             except ValueError as exc:
                 value = f"INVALID ({exc})"
         if var == "REDIS_URL":

@@ -280,15 +280,20 @@ def token_generate() -> None:
 
 
 @token.command("refresh")
-@click.option("--refresh-token", envvar="DREAMS_REFRESH_TOKEN", required=True,
-              help="or DREAMS_REFRESH_TOKEN")
-def token_refresh(refresh_token: str) -> None:
-    click.echo(json.dumps(_oauth().refresh(refresh_token).as_dict()))
+@click.option("--refresh-token", help="or DREAMS_REFRESH_TOKEN (better: not in `ps`)")
+def token_refresh(refresh_token: str | None) -> None:
+    value = refresh_token or _settings().refresh_token.reveal()
+    if not value:
+        raise click.UsageError("give --refresh-token or set DREAMS_REFRESH_TOKEN")
+    click.echo(json.dumps(_oauth().refresh(value).as_dict()))
 
 
 @token.command("revoke")
-@click.option("--token", "value", envvar="DREAMS_TOKEN", required=True, help="or DREAMS_TOKEN")
-def token_revoke(value: str) -> None:
+@click.option("--token", "value", help="or DREAMS_TOKEN (better: not in `ps`)")
+def token_revoke(value: str | None) -> None:
+    value = value or _settings().token.reveal()
+    if not value:
+        raise click.UsageError("give --token or set DREAMS_TOKEN")
     _oauth().revoke(value)
     click.echo("token revoked")
 
@@ -575,7 +580,7 @@ def sandbox(ctx: click.Context) -> None:
 @click.pass_context
 def flower(ctx: click.Context, unauthenticated: bool, port: int, address: str) -> None:
     """Flower with basic auth from DREAMS_FLOWER_AUTH (user:password)."""
-    auth = os.environ.get("DREAMS_FLOWER_AUTH", "")
+    auth = _settings().flower_auth.reveal()
     if not auth and not unauthenticated:
         raise ConfigError("DREAMS_FLOWER_AUTH is not set (user:password); refusing to start "
                           "Flower unauthenticated without --unauthenticated")
@@ -609,7 +614,7 @@ def demo(size: int, workers: int, concurrency: int, keep: bool, no_flower: bool,
     """Run everything privately and send a demo campaign to the sandbox."""
     from dreams_sms.ops.demo import DemoOptions, run
 
-    auth = os.environ.get("DREAMS_FLOWER_AUTH", "demo:demo")
+    auth = _settings().flower_auth.reveal() or "demo:demo"
     sys.exit(run(DemoOptions(size=size, workers=workers, concurrency=concurrency, keep=keep,
                              flower=not no_flower, flower_auth=auth, fault_rate=fault_rate,
                              latency_ms=latency_ms)))
