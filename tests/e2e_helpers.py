@@ -11,6 +11,9 @@ from dreams_sms.ops.stack import Stack
 from dreams_sms.producer import Producer
 from dreams_sms.sandbox.testing import SandboxAdmin
 
+#: One row per chaos scenario run (tests/test_chaos.py), printed after the run.
+CHAOS_RESULTS: list[dict] = []
+
 # Fast settings for tests: short claim idle and timeouts so recovery is quick.
 FAST_ENV = {
     "DREAMS_CLAIM_IDLE": "6",

@@ -12,15 +12,13 @@ from collections import Counter
 from collections.abc import Iterator
 
 import pytest
-from e2e_helpers import make_stack, nums, producer_for, wait_for
+from e2e_helpers import CHAOS_RESULTS, make_stack, nums, producer_for, wait_for
 
 from dreams_sms.ops.stack import Stack
 from dreams_sms.queue.quota import next_midnight
 from dreams_sms.sandbox.testing import SandboxAdmin
 
 pytestmark = pytest.mark.chaos
-
-RESULTS: list[dict] = []
 
 
 class Run:
@@ -80,7 +78,7 @@ class Run:
             "counted_sent": sum(self.p.campaign_status(c).sent for c in self.cids),
             "wall_s": round(time.monotonic() - self.started, 1),
         }
-        RESULTS.append(row)
+        CHAOS_RESULTS.append(row)
         return row
 
 

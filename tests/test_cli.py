@@ -16,24 +16,13 @@ from dreams_sms.ops import bulkcmd
 from dreams_sms.ops.cli import main
 from dreams_sms.producer import Producer
 from dreams_sms.sandbox.server import SandboxServer
-from dreams_sms.sandbox.testing import SandboxAdmin, running_sandbox
-
-
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[SandboxServer]:
-    with running_sandbox() as server:
-        yield server
+from dreams_sms.sandbox.testing import SandboxAdmin
 
 
 @pytest.fixture
-def admin(sandbox: SandboxServer) -> SandboxAdmin:
-    a = SandboxAdmin(sandbox.url)
-    a.reset()
-    return a
-
-
-@pytest.fixture
-def env(sandbox: SandboxServer, admin: SandboxAdmin, redis_url: str) -> dict[str, str | None]:
+def env(
+    sandbox: SandboxServer, sandbox_admin: SandboxAdmin, redis_url: str
+) -> dict[str, str | None]:
     """The demo account on the sandbox; every other DREAMS_* of the real environment unset."""
     out: dict[str, str | None] = {
         k: None for k in os.environ if k.startswith("DREAMS_") or k == "REDIS_URL"
@@ -101,12 +90,12 @@ def test_senders_list_add_status(env):
     assert "senderstatus answered -117" in pending.stderr
 
 
-def test_account_register_activate_check(env, admin):
+def test_account_register_activate_check(env, sandbox_admin):
     result = run(env, "account", "register", "--user", "newbie", "--password", "s3cret-pw",
                  "--name", "New Bie", "--mobile", "0551112233", "--email", "nb@example.com")
     assert result.exit_code == 0, result.output
     assert "registered newbie" in result.stdout
-    acct = admin.account("newbie")
+    acct = sandbox_admin.account("newbie")
     mine = {**env, "DREAMS_USER": "newbie", "DREAMS_SECRET_KEY": acct["secret_key"]}
 
     before = run(mine, "account", "check")
@@ -147,10 +136,10 @@ def test_token_without_client_id(env):
     assert "DREAMS_CLIENT_ID" in result.stderr
 
 
-def test_send_one_message(env, admin):
+def test_send_one_message(env, sandbox_admin):
     assert ok(env, "send", "0551234567", "hello from the cli", "--sender", "Dreams").startswith(
         "sent")
-    msgs = admin.messages()
+    msgs = sandbox_admin.messages()
     assert [(m["sender"], m["to"], m["text"]) for m in msgs] == [
         ("Dreams", "966551234567", "hello from the cli")]
 
@@ -165,11 +154,11 @@ def test_send_queue(env, r):
 # ------------------------------------------------------------------------ errors
 
 
-def test_unknown_sender_names_the_code(env, admin):
+def test_unknown_sender_names_the_code(env, sandbox_admin):
     result = run(env, "send", "0551234567", "hi", "--sender", "Nope")
     assert result.exit_code == 1
     assert "-116" in result.stderr and "sendsms" in result.stderr
-    assert admin.messages() == []
+    assert sandbox_admin.messages() == []
 
 
 def test_wrong_secret_names_the_code(env):
@@ -185,11 +174,11 @@ def test_missing_user_is_a_config_error(env):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_bad_number_is_refused_before_sending(env, admin):
+def test_bad_number_is_refused_before_sending(env, sandbox_admin):
     result = run(env, "send", "12345", "hi", "--sender", "Dreams")
     assert result.exit_code == 2
     assert result.stderr.startswith("error: ")
-    assert admin.messages() == []
+    assert sandbox_admin.messages() == []
 
 
 def test_invalid_setting_names_the_variable(env):
@@ -402,8 +391,8 @@ def test_bulk_balance_failure_goes_on(env, r, mixed):
     assert producer(env).campaign_status(campaign_of(result.stdout)).total == 4
 
 
-def test_bulk_low_balance_warns(env, r, admin, mixed):
-    admin.set_balance(3)
+def test_bulk_low_balance_warns(env, r, sandbox_admin, mixed):
+    sandbox_admin.set_balance(3)
     out = ok(env, "bulk", mixed, "--sender", "Dreams", "--yes", "--detach")
     assert "balance: 3, NOT enough: 1 short" in out
 
