@@ -15,6 +15,7 @@ from dreams_sms.config import Settings
 from dreams_sms.ops import bulkcmd
 from dreams_sms.ops.cli import main
 from dreams_sms.producer import Producer
+from dreams_sms.queue.keys import Keys
 from dreams_sms.sandbox.server import SandboxServer
 from dreams_sms.sandbox.testing import SandboxAdmin
 
@@ -69,6 +70,15 @@ def ok(env: dict[str, str | None], *args: str, input: str | None = None) -> str:
     result = run(env, *args, input=input)
     assert result.exit_code == 0, result.output
     return result.stdout
+
+
+#: The keys the commands write: `env` leaves DREAMS_PREFIX unset, so the default prefix.
+KEYS = Keys(Settings().prefix)
+
+
+def queues(r) -> list[str]:
+    """Every sender stream, of either priority."""
+    return r.keys(KEYS.stream("*")) + r.keys(KEYS.stream("*", high=True))
 
 
 # ---------------------------------------------------------------- provider endpoints
@@ -345,7 +355,7 @@ def test_bulk_without_tty_or_yes_refuses(env, r, mixed):
     result = run(env, "bulk", mixed, "--sender", "Dreams")
     assert result.exit_code == 2
     assert "--yes" in result.stderr
-    assert r.keys("dreams:c:*") == [] and r.keys("dreams:q:*") == []
+    assert r.keys(KEYS.campaign("*")) == [] and queues(r) == []
 
 
 def test_bulk_confirmation(env, r, mixed, monkeypatch):
@@ -403,7 +413,7 @@ def test_bulk_refuses_a_sender_the_provider_does_not_know(env, r, mixed):
     assert "sender Nope: not usable (senderstatus answered -116" in result.stdout
     assert one_line(result).startswith("error: sender Nope is not an active sender")
     assert "nothing queued" in result.stderr
-    assert r.keys("dreams:c:*") == [] and r.keys("dreams:q:*") == []
+    assert r.keys(KEYS.campaign("*")) == [] and queues(r) == []
 
 
 def test_bulk_refuses_a_sender_not_yet_approved(env, r, mixed):
@@ -411,7 +421,7 @@ def test_bulk_refuses_a_sender_not_yet_approved(env, r, mixed):
     result = run(env, "bulk", mixed, "--sender", "Pending", "--yes")
     assert result.exit_code == 1
     assert "Pending" in one_line(result) and "nothing queued" in result.stderr
-    assert r.keys("dreams:q:*") == []
+    assert queues(r) == []
 
 
 def test_bulk_jsonl_and_format_option(env, r, tmp_path):
@@ -510,7 +520,7 @@ def test_cancel_a_campaign(env, r):
     cid = p.send_bulk("Dreams", [("0551234567", "oops wrong text")] * 5)
     out = ok(env, "cancel", cid)
     assert f"cancelled {cid}" in out and "5 queued messages will be dropped" in out
-    assert r.hget("dreams:cancel", cid) == "5"
+    assert r.hget(KEYS.cancelled, cid) == "5"
     result = run(env, "cancel", "c-unknown")
     assert result.exit_code == 2 and "unknown campaign" in result.stderr
     table = ok(env, "status", cid).splitlines()
@@ -525,7 +535,7 @@ def test_cancel_a_campaign(env, r):
 def test_limits_set_refuses_a_non_number(env, r):
     line = one_line(run(env, "limits", "--set", "Promo", "abc"), 2)
     assert "'abc' is not a daily limit" in line and "--set" in line
-    assert r.keys("dreams:limits*") == []
+    assert r.exists(KEYS.limits, KEYS.limits_seed) == 0
 
 
 def test_limits_set_refuses_a_negative_limit(env, r):
@@ -543,7 +553,7 @@ def test_a_usage_error_is_one_line(env):
 def test_pause_refuses_an_empty_sender(env, r):
     line = one_line(run(env, "pause", "--sender", ""), 2)
     assert "sender" in line
-    assert r.keys("dreams:*paused*") == []
+    assert r.exists(KEYS.pauses) == 0 and r.keys(KEYS.sender_paused("*")) == []
 
 
 def test_resume_refuses_a_sender_never_seen(env, r):
