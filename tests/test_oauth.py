@@ -470,12 +470,18 @@ def test_wrong_client_secret_is_invalid_client(sandbox, sandbox_admin):
 def test_holder_refreshes_before_expiry_with_a_short_ttl(sandbox, sandbox_admin):
     sandbox_admin.token_ttl(2)
     settings = live_settings(sandbox)
-    holder = TokenHolder(OAuthClient(settings), margin=60)  # capped at half the 2 s life
+    skew = [0.0]
+
+    def clock() -> float:
+        return time.time() + skew[0]
+
+    # margin capped at half the 2 s life
+    holder = TokenHolder(OAuthClient(settings, clock=clock), margin=60, clock=clock)
     client = DreamsClient(settings, token=holder)
     client.check_user()
     first = holder.token
     assert first is not None and first.expires_in == 2
-    time.sleep(1.1)  # past expires_at - 1 s, before the sandbox expires it
+    skew[0] = 1.1  # past expires_at - 1 s for the holder; the sandbox has not expired it
     client.check_user()
     second = holder.token
     assert second.access_token != first.access_token

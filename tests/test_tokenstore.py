@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 import redis
@@ -28,16 +29,20 @@ def test_many_workers_one_generate_then_one_refresh(sandbox, sandbox_admin, redi
     settings = Settings(base_url=sandbox.api_url, oauth_url=sandbox.oauth_url,
                         client_id="demo-client", client_secret=Secret("demo-client-secret"))
     r = redis.Redis.from_url(redis_url, decode_responses=True)
-    holders = [SharedTokenHolder(OAuthClient(settings), RedisTokenStore(r, "t:oauth"), margin=1.5)
+    skew = [0.0]
+
+    def clock() -> float:
+        return time.time() + skew[0]
+
+    holders = [SharedTokenHolder(OAuthClient(settings, clock=clock), RedisTokenStore(r, "t:oauth"),
+                                 margin=1.5, clock=clock)
                for _ in range(6)]
     tokens = all_at_once(holders)
     assert len(set(tokens)) == 1
     calls = sandbox_admin.stats()["calls"]
     assert calls.get("token/generate", 0) == 1
     # Near expiry every holder wants a new one: exactly one refresh happens.
-    import time
-
-    time.sleep(6.6)
+    skew[0] = 6.6  # past expires_at - 1.5 s for the holders
     renewed = all_at_once(holders)
     assert len(set(renewed)) == 1 and renewed[0] != tokens[0]
     calls = sandbox_admin.stats()["calls"]
@@ -46,8 +51,6 @@ def test_many_workers_one_generate_then_one_refresh(sandbox, sandbox_admin, redi
 
 
 def _token(access: str = "acc-0123456789abcdef", refresh: str = "ref-0123456789abcdef"):
-    import time
-
     from dreams_sms.provider.oauth import Token
 
     return Token(access_token=access, token_type="Bearer", expires_in=3600,
