@@ -1,4 +1,6 @@
-"""Shared fixtures: a private redis-server, settings pointing at it.
+"""Shared fixtures: a private redis-server, settings pointing at it; an in-process
+sandbox (`sandbox`, `sandbox_admin`) for unit tests that need real HTTP; a whole
+private stack (`stack`, `admin`, `p`) for the end-to-end modules.
 
 The suite never writes to a Redis it did not start: an exported REDIS_URL is
 ignored (and removed from the environment, so nothing a test starts reads it).
@@ -16,6 +18,8 @@ import redis
 
 from dreams_sms.ops.localredis import LocalRedis
 from dreams_sms.provider.redact import redact_url
+from dreams_sms.sandbox.server import SandboxServer
+from dreams_sms.sandbox.testing import SandboxAdmin, running_sandbox
 
 #: The variable that points the suite at a Redis it did not start.
 TEST_REDIS_VAR = "DREAMS_TEST_REDIS_URL"
@@ -72,6 +76,21 @@ def r(redis_url: str) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture(scope="module")
+def sandbox() -> Iterator[SandboxServer]:
+    """An in-process sandbox on a free port, shared by one module's tests."""
+    with running_sandbox() as server:
+        yield server
+
+
+@pytest.fixture
+def sandbox_admin(sandbox: SandboxServer) -> SandboxAdmin:
+    """The admin client of `sandbox`, its sandbox back to the seed for each test."""
+    a = SandboxAdmin(sandbox.url)
+    a.reset()
+    return a
+
+
+@pytest.fixture(scope="module")
 def stack():
     """A whole private stack per module (modules override it for other options)."""
     from e2e_helpers import make_stack
@@ -85,8 +104,6 @@ def stack():
 @pytest.fixture
 def admin(stack):
     """The stack's sandbox, back to its seed for each test."""
-    from dreams_sms.sandbox.testing import SandboxAdmin
-
     a = SandboxAdmin(stack.sandbox_url)
     a.reset()
     return a
@@ -105,10 +122,8 @@ def p(stack, admin):
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     """Print the chaos scenarios' table (enqueued vs the sandbox's record)."""
-    try:
-        from test_chaos import RESULTS
-    except ImportError:
-        return
+    from e2e_helpers import CHAOS_RESULTS as RESULTS
+
     if not RESULTS:
         return
     cols = ["scenario", "enqueued", "accepted_once", "duplicates", "lost", "failed_with_code",

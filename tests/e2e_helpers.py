@@ -11,6 +11,9 @@ from dreams_sms.ops.stack import Stack
 from dreams_sms.producer import Producer
 from dreams_sms.sandbox.testing import SandboxAdmin
 
+#: One row per chaos scenario run (tests/test_chaos.py), printed after the run.
+CHAOS_RESULTS: list[dict] = []
+
 # Fast settings for tests: short claim idle and timeouts so recovery is quick.
 FAST_ENV = {
     "DREAMS_CLAIM_IDLE": "6",
@@ -75,10 +78,10 @@ def reset_queue(p: Producer) -> None:
     """Undo what a test left in the shared stack's Redis (flags, clock, limits)."""
     p.control.resume()
     r = p.r
-    for pattern in ("paused:*", "quota:*", "closed:*"):
-        for key in r.scan_iter(f"{p.keys.prefix}:{pattern}"):
+    for pattern in (p.keys.sender_paused("*"), *p.keys.daily()):
+        for key in r.scan_iter(pattern):
             r.delete(key)
-    r.delete(p.keys.clock, p.keys.held, f"{p.keys.prefix}:limits")
+    r.delete(p.keys.clock, p.keys.held, p.keys.limits)
 
 
 def nums(n: int, start: int = 0) -> list[str]:

@@ -1,9 +1,14 @@
-"""Fakes for unit tests: a provider that records what it accepted, a Celery app stub."""
+"""Fakes for unit tests: a provider that records what it accepted, a Celery app stub,
+and a transport adapter that answers HTTP requests from a script."""
 
 from __future__ import annotations
 
 import threading
 import time
+from urllib.parse import parse_qs
+
+import requests
+from requests.adapters import HTTPAdapter
 
 from dreams_sms.errors import ProviderError
 from dreams_sms.provider.client import multi_payload
@@ -15,6 +20,35 @@ class FakeApp:
 
     def send_task(self, name, args=None, **kw):
         self.sent.append((name, args))
+
+
+class FakeAdapter(HTTPAdapter):
+    """Answers from a script: (status, body) pairs or exceptions to raise."""
+
+    def __init__(self, *answers: tuple[int, bytes | str] | BaseException):
+        super().__init__()
+        self.answers = list(answers)
+        self.sent: list[tuple[requests.PreparedRequest, dict]] = []
+
+    def send(self, request, **kwargs):
+        self.sent.append((request, kwargs))
+        answer = self.answers.pop(0) if self.answers else (200, b"999")
+        if isinstance(answer, BaseException):
+            raise answer
+        status, body = answer
+        response = requests.Response()
+        response.status_code = status
+        response._content = body.encode() if isinstance(body, str) else body
+        response._content_consumed = True
+        response.headers["Location"] = "/elsewhere"
+        response.request = request
+        response.url = request.url
+        return response
+
+    @property
+    def form(self) -> dict[str, str]:
+        request = self.sent[-1][0]
+        return {k: v[0] for k, v in parse_qs(request.body, keep_blank_values=True).items()}
 
 
 class FakeProvider:

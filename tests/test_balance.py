@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from fakes import FakeApp
 
 from dreams_sms.config import Settings
 from dreams_sms.errors import ProviderError
 from dreams_sms.producer import Producer
 from dreams_sms.worker import balance
-
-
-class FakeApp:
-    def send_task(self, *a, **kw):
-        pass
 
 
 class Client:

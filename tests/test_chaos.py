@@ -12,15 +12,13 @@ from collections import Counter
 from collections.abc import Iterator
 
 import pytest
-from e2e_helpers import make_stack, nums, producer_for, wait_for
+from e2e_helpers import CHAOS_RESULTS, make_stack, nums, producer_for, wait_for
 
 from dreams_sms.ops.stack import Stack
 from dreams_sms.queue.quota import next_midnight
 from dreams_sms.sandbox.testing import SandboxAdmin
 
 pytestmark = pytest.mark.chaos
-
-RESULTS: list[dict] = []
 
 
 class Run:
@@ -80,7 +78,7 @@ class Run:
             "counted_sent": sum(self.p.campaign_status(c).sent for c in self.cids),
             "wall_s": round(time.monotonic() - self.started, 1),
         }
-        RESULTS.append(row)
+        CHAOS_RESULTS.append(row)
         return row
 
 
@@ -170,8 +168,19 @@ def test_5_accepted_then_connection_dropped(policy):
             assert_clean(row)
         else:
             # Held for review, never resent: the provider had accepted every one of them.
-            assert row["held_unknown"] > 0 and row["lost"] + row["held_unknown"] >= 0
-            assert row["accepted_once"] == row["enqueued"]
+            assert row["accepted_once"] == row["enqueued"], row
+            assert row["lost"] == 0 and row["failed_with_code"] == 0, row
+            # Every message is either counted sent or held, none both, none neither.
+            assert row["counted_sent"] + row["held_unknown"] == row["enqueued"], row
+            # The held jobs are the messages of the dropped calls: at least one per
+            # dropped call, at most a batch per dropped call, each accepted exactly once.
+            held = r.p.store.held(limit=10**9)
+            assert len(held) == row["held_unknown"] > 0, row
+            answers = r.admin.stats()["answers"]
+            every_drop = sum(a.get("drop_after_accept", 0) for a in answers.values())
+            assert drops <= len(held) <= every_drop * r.p.settings.batch_size, (drops, row)
+            got = Counter((m["sender"], m["to"], m["text"]) for m in r.admin.messages())
+            assert all(got[(j.sender, j.to, j.text)] == 1 for j in held), row
     finally:
         stack.stop()
 

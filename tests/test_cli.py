@@ -15,25 +15,15 @@ from dreams_sms.config import Settings
 from dreams_sms.ops import bulkcmd
 from dreams_sms.ops.cli import main
 from dreams_sms.producer import Producer
+from dreams_sms.queue.keys import Keys
 from dreams_sms.sandbox.server import SandboxServer
-from dreams_sms.sandbox.testing import SandboxAdmin, running_sandbox
-
-
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[SandboxServer]:
-    with running_sandbox() as server:
-        yield server
+from dreams_sms.sandbox.testing import SandboxAdmin
 
 
 @pytest.fixture
-def admin(sandbox: SandboxServer) -> SandboxAdmin:
-    a = SandboxAdmin(sandbox.url)
-    a.reset()
-    return a
-
-
-@pytest.fixture
-def env(sandbox: SandboxServer, admin: SandboxAdmin, redis_url: str) -> dict[str, str | None]:
+def env(
+    sandbox: SandboxServer, sandbox_admin: SandboxAdmin, redis_url: str
+) -> dict[str, str | None]:
     """The demo account on the sandbox; every other DREAMS_* of the real environment unset."""
     out: dict[str, str | None] = {
         k: None for k in os.environ if k.startswith("DREAMS_") or k == "REDIS_URL"
@@ -82,6 +72,15 @@ def ok(env: dict[str, str | None], *args: str, input: str | None = None) -> str:
     return result.stdout
 
 
+#: The keys the commands write: `env` leaves DREAMS_PREFIX unset, so the default prefix.
+KEYS = Keys(Settings().prefix)
+
+
+def queues(r) -> list[str]:
+    """Every sender stream, of either priority."""
+    return r.keys(KEYS.stream("*")) + r.keys(KEYS.stream("*", high=True))
+
+
 # ---------------------------------------------------------------- provider endpoints
 
 
@@ -101,12 +100,12 @@ def test_senders_list_add_status(env):
     assert "senderstatus answered -117" in pending.stderr
 
 
-def test_account_register_activate_check(env, admin):
+def test_account_register_activate_check(env, sandbox_admin):
     result = run(env, "account", "register", "--user", "newbie", "--password", "s3cret-pw",
                  "--name", "New Bie", "--mobile", "0551112233", "--email", "nb@example.com")
     assert result.exit_code == 0, result.output
     assert "registered newbie" in result.stdout
-    acct = admin.account("newbie")
+    acct = sandbox_admin.account("newbie")
     mine = {**env, "DREAMS_USER": "newbie", "DREAMS_SECRET_KEY": acct["secret_key"]}
 
     before = run(mine, "account", "check")
@@ -147,10 +146,10 @@ def test_token_without_client_id(env):
     assert "DREAMS_CLIENT_ID" in result.stderr
 
 
-def test_send_one_message(env, admin):
+def test_send_one_message(env, sandbox_admin):
     assert ok(env, "send", "0551234567", "hello from the cli", "--sender", "Dreams").startswith(
         "sent")
-    msgs = admin.messages()
+    msgs = sandbox_admin.messages()
     assert [(m["sender"], m["to"], m["text"]) for m in msgs] == [
         ("Dreams", "966551234567", "hello from the cli")]
 
@@ -165,11 +164,11 @@ def test_send_queue(env, r):
 # ------------------------------------------------------------------------ errors
 
 
-def test_unknown_sender_names_the_code(env, admin):
+def test_unknown_sender_names_the_code(env, sandbox_admin):
     result = run(env, "send", "0551234567", "hi", "--sender", "Nope")
     assert result.exit_code == 1
     assert "-116" in result.stderr and "sendsms" in result.stderr
-    assert admin.messages() == []
+    assert sandbox_admin.messages() == []
 
 
 def test_wrong_secret_names_the_code(env):
@@ -185,11 +184,11 @@ def test_missing_user_is_a_config_error(env):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_bad_number_is_refused_before_sending(env, admin):
+def test_bad_number_is_refused_before_sending(env, sandbox_admin):
     result = run(env, "send", "12345", "hi", "--sender", "Dreams")
     assert result.exit_code == 2
     assert result.stderr.startswith("error: ")
-    assert admin.messages() == []
+    assert sandbox_admin.messages() == []
 
 
 def test_invalid_setting_names_the_variable(env):
@@ -356,7 +355,7 @@ def test_bulk_without_tty_or_yes_refuses(env, r, mixed):
     result = run(env, "bulk", mixed, "--sender", "Dreams")
     assert result.exit_code == 2
     assert "--yes" in result.stderr
-    assert r.keys("dreams:c:*") == [] and r.keys("dreams:q:*") == []
+    assert r.keys(KEYS.campaign("*")) == [] and queues(r) == []
 
 
 def test_bulk_confirmation(env, r, mixed, monkeypatch):
@@ -402,8 +401,8 @@ def test_bulk_balance_failure_goes_on(env, r, mixed):
     assert producer(env).campaign_status(campaign_of(result.stdout)).total == 4
 
 
-def test_bulk_low_balance_warns(env, r, admin, mixed):
-    admin.set_balance(3)
+def test_bulk_low_balance_warns(env, r, sandbox_admin, mixed):
+    sandbox_admin.set_balance(3)
     out = ok(env, "bulk", mixed, "--sender", "Dreams", "--yes", "--detach")
     assert "balance: 3, NOT enough: 1 short" in out
 
@@ -414,7 +413,7 @@ def test_bulk_refuses_a_sender_the_provider_does_not_know(env, r, mixed):
     assert "sender Nope: not usable (senderstatus answered -116" in result.stdout
     assert one_line(result).startswith("error: sender Nope is not an active sender")
     assert "nothing queued" in result.stderr
-    assert r.keys("dreams:c:*") == [] and r.keys("dreams:q:*") == []
+    assert r.keys(KEYS.campaign("*")) == [] and queues(r) == []
 
 
 def test_bulk_refuses_a_sender_not_yet_approved(env, r, mixed):
@@ -422,7 +421,7 @@ def test_bulk_refuses_a_sender_not_yet_approved(env, r, mixed):
     result = run(env, "bulk", mixed, "--sender", "Pending", "--yes")
     assert result.exit_code == 1
     assert "Pending" in one_line(result) and "nothing queued" in result.stderr
-    assert r.keys("dreams:q:*") == []
+    assert queues(r) == []
 
 
 def test_bulk_jsonl_and_format_option(env, r, tmp_path):
@@ -521,7 +520,7 @@ def test_cancel_a_campaign(env, r):
     cid = p.send_bulk("Dreams", [("0551234567", "oops wrong text")] * 5)
     out = ok(env, "cancel", cid)
     assert f"cancelled {cid}" in out and "5 queued messages will be dropped" in out
-    assert r.hget("dreams:cancel", cid) == "5"
+    assert r.hget(KEYS.cancelled, cid) == "5"
     result = run(env, "cancel", "c-unknown")
     assert result.exit_code == 2 and "unknown campaign" in result.stderr
     table = ok(env, "status", cid).splitlines()
@@ -536,7 +535,7 @@ def test_cancel_a_campaign(env, r):
 def test_limits_set_refuses_a_non_number(env, r):
     line = one_line(run(env, "limits", "--set", "Promo", "abc"), 2)
     assert "'abc' is not a daily limit" in line and "--set" in line
-    assert r.keys("dreams:limits*") == []
+    assert r.exists(KEYS.limits, KEYS.limits_seed) == 0
 
 
 def test_limits_set_refuses_a_negative_limit(env, r):
@@ -554,7 +553,7 @@ def test_a_usage_error_is_one_line(env):
 def test_pause_refuses_an_empty_sender(env, r):
     line = one_line(run(env, "pause", "--sender", ""), 2)
     assert "sender" in line
-    assert r.keys("dreams:*paused*") == []
+    assert r.exists(KEYS.pauses) == 0 and r.keys(KEYS.sender_paused("*")) == []
 
 
 def test_resume_refuses_a_sender_never_seen(env, r):

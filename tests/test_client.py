@@ -18,11 +18,10 @@ import subprocess
 import threading
 import traceback
 from collections.abc import Iterator
-from typing import Any
-from urllib.parse import parse_qs
 
 import pytest
 import requests
+from fakes import FakeAdapter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from requests.adapters import HTTPAdapter
@@ -62,39 +61,11 @@ from dreams_sms.provider.client import (
 )
 from dreams_sms.provider.responses import SenderInfo, SendResult
 from dreams_sms.provider.retry import is_transient
+from dreams_sms.sandbox.testing import SandboxAdmin, running_sandbox
 
 KEY = "k3y-very-secret"
 TOKEN = "tok-abc.def-123"
 BASE = "https://provider.test/index.php/api"
-
-
-class FakeAdapter(HTTPAdapter):
-    """Answers from a script: (status, body) pairs or exceptions to raise."""
-
-    def __init__(self, *answers: tuple[int, bytes | str] | BaseException):
-        super().__init__()
-        self.answers = list(answers)
-        self.sent: list[tuple[requests.PreparedRequest, dict]] = []
-
-    def send(self, request, **kwargs):
-        self.sent.append((request, kwargs))
-        answer = self.answers.pop(0) if self.answers else (200, b"999")
-        if isinstance(answer, BaseException):
-            raise answer
-        status, body = answer
-        response = requests.Response()
-        response.status_code = status
-        response._content = body.encode() if isinstance(body, str) else body
-        response._content_consumed = True
-        response.headers["Location"] = "/elsewhere"
-        response.request = request
-        response.url = request.url
-        return response
-
-    @property
-    def form(self) -> dict[str, str]:
-        request = self.sent[-1][0]
-        return {k: v[0] for k, v in parse_qs(request.body, keep_blank_values=True).items()}
 
 
 def make(*answers, token=None, on_call=None, **changes) -> tuple[DreamsClient, FakeAdapter]:
@@ -743,22 +714,6 @@ OK_NUMBER, OTHER_NUMBER = "966500000001", "966500000002"
 SECRETS = (DEMO_SECRET, "demo-client-secret")
 
 
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[Any]:
-    testing = pytest.importorskip("dreams_sms.sandbox.testing")
-    with testing.running_sandbox() as srv:
-        yield srv
-
-
-@pytest.fixture
-def admin(sandbox) -> Any:
-    from dreams_sms.sandbox.testing import SandboxAdmin
-
-    admin = SandboxAdmin(sandbox.url)
-    admin.reset()
-    return admin
-
-
 def live(sandbox, user: str = "demo", key: str = DEMO_SECRET, **changes) -> DreamsClient:
     settings = Settings(
         user=user,
@@ -771,7 +726,7 @@ def live(sandbox, user: str = "demo", key: str = DEMO_SECRET, **changes) -> Drea
 
 
 @pytest.fixture
-def client(sandbox, admin) -> Iterator[DreamsClient]:
+def client(sandbox, sandbox_admin) -> Iterator[DreamsClient]:
     with live(sandbox) as c:
         yield c
 
@@ -798,9 +753,9 @@ def send_one(client: DreamsClient, endpoint: str, to: str = OK_NUMBER, sender: s
 # every endpoint, success and every documented code
 
 
-def test_register_and_activate_a_new_account(sandbox, admin, client):
+def test_register_and_activate_a_new_account(sandbox, sandbox_admin, client):
     assert client.register("newbie", "secret1", "New Bie", "966511111111", "n@example.com") is None
-    account = admin.account("newbie")
+    account = sandbox_admin.account("newbie")
     assert account["status"] == "unactivated"
     with live(sandbox, "newbie", account["secret_key"]) as newbie:
         assert code(newbie.check_user) == -111
@@ -832,23 +787,23 @@ def test_activate_codes(sandbox, client):
     assert client.activate("000000") is None  # the demo account's code; already active
 
 
-def test_check_user_codes(sandbox, admin, client):
+def test_check_user_codes(sandbox, sandbox_admin, client):
     assert client.check_user() is None
     with live(sandbox, user="", key="") as nobody:
         assert code(nobody.check_user) == -100
     with live(sandbox, key="wrong-key") as wrong:
         assert code(wrong.check_user) == -110
-    admin.account_upsert(user="demo", status="unactivated")
+    sandbox_admin.account_upsert(user="demo", status="unactivated")
     assert code(client.check_user) == -111
-    admin.account_upsert(user="demo", status="blocked")
+    sandbox_admin.account_upsert(user="demo", status="blocked")
     assert code(client.check_user) == -112
 
 
-def test_balance_and_its_codes(sandbox, admin, client):
+def test_balance_and_its_codes(sandbox, sandbox_admin, client):
     assert client.balance() == 1_000_000.0
-    admin.set_balance(12.5)
+    sandbox_admin.set_balance(12.5)
     assert client.balance() == 12.5
-    admin.set_balance(0)
+    sandbox_admin.set_balance(0)
     assert client.balance() == 0.0
     with live(sandbox, user="", key="") as nobody:
         assert code(nobody.balance) == -100
@@ -856,9 +811,9 @@ def test_balance_and_its_codes(sandbox, admin, client):
         assert code(wrong.balance) == -110
 
 
-def test_new_sender_and_its_codes(sandbox, admin, client):
+def test_new_sender_and_its_codes(sandbox, sandbox_admin, client):
     assert client.new_sender("Fresh") is None
-    assert admin.account("demo")["senders"]["Fresh"]["status"] == "pending"
+    assert sandbox_admin.account("demo")["senders"]["Fresh"]["status"] == "pending"
     assert code(client.new_sender, "") == -100
     assert code(client.new_sender, "Dreams") == -113
     assert code(client.new_sender, "Bad~Sender!") == -114
@@ -867,22 +822,22 @@ def test_new_sender_and_its_codes(sandbox, admin, client):
         assert code(wrong.new_sender, "Other") == -110
 
 
-def test_sender_status_and_its_codes(sandbox, admin, client):
+def test_sender_status_and_its_codes(sandbox, sandbox_admin, client):
     assert client.sender_status("Dreams") == "Active"
     assert code(client.sender_status, "") == -100
     assert code(client.sender_status, "Nobody") == -116
-    admin.sender("Alerts", status="pending")
+    sandbox_admin.sender("Alerts", status="pending")
     assert code(client.sender_status, "Alerts") == -117
-    admin.sender("Alerts", status="inactive")
+    sandbox_admin.sender("Alerts", status="inactive")
     assert code(client.sender_status, "Alerts") == -117
-    admin.sender("Promo", status="rejected")
+    sandbox_admin.sender("Promo", status="rejected")
     assert code(client.sender_status, "Promo") == -118
     with live(sandbox, key="wrong-key") as wrong:
         assert code(wrong.sender_status, "Dreams") == -110
 
 
-def test_senders_list_and_its_codes(sandbox, admin, client):
-    admin.sender("Promo", status="rejected")
+def test_senders_list_and_its_codes(sandbox, sandbox_admin, client):
+    sandbox_admin.sender("Promo", status="rejected")
     senders = {s.text: s for s in client.senders()}
     assert set(senders) == {"Dreams", "Alerts", "Promo"}
     assert senders["Dreams"].status == "Active" and senders["Dreams"].default
@@ -891,28 +846,28 @@ def test_senders_list_and_its_codes(sandbox, admin, client):
         assert code(nobody.senders) == -100
     with live(sandbox, key="wrong-key") as wrong:
         assert code(wrong.senders) == -110
-    bare = admin.account_upsert(user="bare", balance=10)
+    bare = sandbox_admin.account_upsert(user="bare", balance=10)
     with live(sandbox, "bare", bare["secret_key"]) as c:
         assert c.senders() == []  # -117 "no sender for this user"
 
 
 @pytest.mark.parametrize("endpoint", ["sendsms", "sendsms_multi"])
-def test_send_success_is_recorded(client, admin, endpoint):
+def test_send_success_is_recorded(client, sandbox_admin, endpoint):
     result = send_one(client, endpoint)
     assert result.body == "Result:Success" and result.all_confirmed
-    recorded = [(m["to"], m["sender"]) for m in admin.messages()]
+    recorded = [(m["to"], m["sender"]) for m in sandbox_admin.messages()]
     expected = [(OK_NUMBER, "Dreams")]
     if endpoint == "sendsms_multi":
         expected.insert(0, (OTHER_NUMBER, "Dreams"))
     assert recorded == expected
 
 
-def _unactivated(admin):
-    admin.account_upsert(user="demo", status="unactivated")
+def _unactivated(sandbox_admin):
+    sandbox_admin.account_upsert(user="demo", status="unactivated")
 
 
-def _blocked(admin):
-    admin.account_upsert(user="demo", status="blocked")
+def _blocked(sandbox_admin):
+    sandbox_admin.account_upsert(user="demo", status="blocked")
 
 
 SEND_CODES = {
@@ -934,14 +889,15 @@ SEND_CODES = {
 
 @pytest.mark.parametrize("endpoint", ["sendsms", "sendsms_multi"])
 @pytest.mark.parametrize("expected", sorted(SEND_CODES))
-def test_every_send_code_over_http(sandbox, admin, endpoint, expected):
+def test_every_send_code_over_http(sandbox, sandbox_admin, endpoint, expected):
     overrides, setup = SEND_CODES[expected]
     if setup is not None:
-        setup(admin)
+        setup(sandbox_admin)
     key = "wrong-key" if expected == -110 else DEMO_SECRET
     with live(sandbox, key=key) as c:
         assert code(send_one, c, endpoint, **overrides) == expected
-    assert admin.messages() == []  # a refused call accepts nothing, not even part of a batch
+    # a refused call accepts nothing, not even part of a batch
+    assert sandbox_admin.messages() == []
 
 
 @pytest.mark.parametrize("endpoint", ["sendsms", "sendsms_multi"])
@@ -954,7 +910,7 @@ def test_send_missing_parameters(client, endpoint):
         assert code(client.send_multi, "", [(OK_NUMBER, "hi")]) == -100
 
 
-def test_past_calendar_date_is_119_and_a_future_one_is_sent_with_its_options(client, admin):
+def test_past_calendar_date_is_119_and_a_future_one_is_sent_with_its_options(client, sandbox_admin):
     past = {"is_calander": 1, "calander_date": "2001-01-01", "calander_time": "10:00"}
     assert code(client.send, OK_NUMBER, "Meeting", "Dreams", **past) == -119
     options = {
@@ -966,21 +922,21 @@ def test_past_calendar_date_is_119_and_a_future_one_is_sent_with_its_options(cli
         "location_url": "https://maps.google.com/?q=1,2",
     }
     assert client.send(OK_NUMBER, "Meeting", "Dreams", **options).body == "Result:Success"
-    recorded = admin.messages()[-1]["options"]
+    recorded = sandbox_admin.messages()[-1]["options"]
     assert recorded == {k: str(v) for k, v in options.items()}
 
 
-def test_bad_options_never_reach_the_provider(client, admin):
+def test_bad_options_never_reach_the_provider(client, sandbox_admin):
     with pytest.raises(InvalidOption):
         client.send(OK_NUMBER, "hi", "Dreams", is_calander=1, calander_date="2099-05-01")
-    assert admin.stats()["calls"].get("sendsms", 0) == 0
+    assert sandbox_admin.stats()["calls"].get("sendsms", 0) == 0
 
 
 @pytest.mark.parametrize("shape", ["list", "object"])
-def test_multi_shapes_both_land_with_arabic_text(sandbox, admin, shape):
+def test_multi_shapes_both_land_with_arabic_text(sandbox, sandbox_admin, shape):
     with live(sandbox, multi_format=shape) as c:
         c.send_multi("Dreams", [(OK_NUMBER, "مرحبا بك"), (OTHER_NUMBER, "B")])
-    assert [(m["to"], m["text"]) for m in admin.messages()] == [
+    assert [(m["to"], m["text"]) for m in sandbox_admin.messages()] == [
         (OK_NUMBER, "مرحبا بك"),
         (OTHER_NUMBER, "B"),
     ]
@@ -988,10 +944,9 @@ def test_multi_shapes_both_land_with_arabic_text(sandbox, admin, shape):
 
 @pytest.mark.parametrize(("profile", "body"), [("success", "Success"), ("sms_id", None)])
 def test_other_success_bodies(profile, body):
-    testing = pytest.importorskip("dreams_sms.sandbox.testing")
-    with testing.running_sandbox(success_body=profile) as srv, live(srv) as c:
+    with running_sandbox(success_body=profile) as srv, live(srv) as c:
         result = c.send_multi("Dreams", [(OK_NUMBER, "a"), (OTHER_NUMBER, "b")])
-        messages = testing.SandboxAdmin(srv.url).messages()
+        messages = SandboxAdmin(srv.url).messages()
     if body is not None:
         assert result.body == body
     else:
@@ -1018,44 +973,44 @@ def test_a_comma_list_send_is_checked_per_number():
 # faults: each kind maps to one exception class
 
 
-def test_hang_is_outcome_unknown_after_the_read_timeout(client, admin):
-    admin.faults(hang_rate=1.0, hang_s=1.5)
+def test_hang_is_outcome_unknown_after_the_read_timeout(client, sandbox_admin):
+    sandbox_admin.faults(hang_rate=1.0, hang_s=1.5)
     with pytest.raises(OutcomeUnknown) as info:
         client.send(OK_NUMBER, "hi", "Dreams")
     assert type(clean(info.value)) is OutcomeUnknown and "ReadTimeoutError" in str(info.value)
-    assert admin.messages() == []  # it was not accepted, but the client cannot know that
+    assert sandbox_admin.messages() == []  # it was not accepted, but the client cannot know that
 
 
-def test_latency_beyond_the_read_timeout_is_outcome_unknown_and_did_land(client, admin):
-    admin.faults(latency_ms=900)
+def test_latency_beyond_the_read_timeout_is_outcome_unknown_and_did_land(client, sandbox_admin):
+    sandbox_admin.faults(latency_ms=900)
     with pytest.raises(OutcomeUnknown) as info:
         client.send(OK_NUMBER, "hi", "Dreams")
     assert type(clean(info.value)) is OutcomeUnknown
-    assert len(admin.messages()) == 1
+    assert len(sandbox_admin.messages()) == 1
 
 
-def test_drop_after_accept_is_outcome_unknown_and_did_land(client, admin):
-    admin.faults(drop_after_accept_rate=1.0)
+def test_drop_after_accept_is_outcome_unknown_and_did_land(client, sandbox_admin):
+    sandbox_admin.faults(drop_after_accept_rate=1.0)
     for endpoint in ("sendsms", "sendsms_multi"):
         with pytest.raises(OutcomeUnknown) as info:
             send_one(client, endpoint)
         assert type(clean(info.value)) is OutcomeUnknown
         assert "RemoteDisconnected" in str(info.value) or "Connection" in str(info.value)
-    assert len(admin.messages()) == 3
+    assert len(sandbox_admin.messages()) == 3
 
 
-def test_http_5xx_is_server_error(client, admin):
-    admin.faults(http5xx_rate=1.0)
+def test_http_5xx_is_server_error(client, sandbox_admin):
+    sandbox_admin.faults(http5xx_rate=1.0)
     for _ in range(5):
         with pytest.raises(ServerError) as info:
             client.send(OK_NUMBER, "hi", "Dreams")
         assert info.value.status in (500, 502, 503)
         clean(info.value)
-    assert admin.messages() == []
+    assert sandbox_admin.messages() == []
 
 
-def test_garbled_answers_are_garbled(client, admin):
-    admin.faults(garbled_rate=1.0)
+def test_garbled_answers_are_garbled(client, sandbox_admin):
+    sandbox_admin.faults(garbled_rate=1.0)
     for _ in range(8):  # the sandbox picks one of several kinds of garbage
         with pytest.raises(GarbledResponse) as info:
             send_one(client, "sendsms_multi")
@@ -1063,24 +1018,23 @@ def test_garbled_answers_are_garbled(client, admin):
         clean(info.value)
 
 
-def test_injected_error_codes_are_provider_errors(client, admin):
-    admin.faults(error_rate=1.0, error_codes=[-114, -118])
+def test_injected_error_codes_are_provider_errors(client, sandbox_admin):
+    sandbox_admin.faults(error_rate=1.0, error_codes=[-114, -118])
     for _ in range(4):
         with pytest.raises(ProviderError) as info:
             client.send(OK_NUMBER, "hi", "Dreams")
         assert info.value.code in (-114, -118) and info.value.retryable
 
 
-def test_unknown_endpoint_page_is_a_configuration_refusal(sandbox, admin):
+def test_unknown_endpoint_page_is_a_configuration_refusal(sandbox, sandbox_admin):
     with live(sandbox, base_url=sandbox.url + "/nowhere") as c, pytest.raises(HttpRefused) as info:
         c.send("966500000001", "hi", "Dreams")
     assert info.value.status == 404 and info.value.is_configuration
-    assert admin.messages() == []
+    assert sandbox_admin.messages() == []
 
 
 def test_a_stopped_provider_is_unreachable():
-    testing = pytest.importorskip("dreams_sms.sandbox.testing")
-    with testing.running_sandbox() as srv:
+    with running_sandbox() as srv:
         url = srv.api_url
     with live(srv, base_url=url) as c, pytest.raises(ProviderUnreachable) as info:
         c.send(OK_NUMBER, "hi", "Dreams")
@@ -1119,13 +1073,13 @@ def test_a_full_accept_queue_is_a_connect_timeout():
         listener.close()
 
 
-def test_hook_labels_over_http(sandbox, admin):
+def test_hook_labels_over_http(sandbox, sandbox_admin):
     seen: list[str] = []
     settings = live(sandbox).settings
     hook = lambda endpoint, seconds, outcome: seen.append(f"{endpoint}:{outcome}")  # noqa: E731
     with DreamsClient(settings, on_call=hook) as c:
         c.balance()
-        admin.faults(http5xx_rate=1.0)
+        sandbox_admin.faults(http5xx_rate=1.0)
         with pytest.raises(ServerError):
             c.send(OK_NUMBER, "hi", "Dreams")
     assert seen == ["chk_balance:ok", "sendsms:server_error"]

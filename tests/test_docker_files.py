@@ -1,7 +1,7 @@
 """The Docker files, checked by reading them: Docker cannot run here.
 
 Parses the Dockerfile (a small instruction parser), docker-compose.yml (PyYAML),
-deploy/nginx.conf (enough of it to pick the location nginx would), .dockerignore,
+deploy/nginx.conf (run by nginx itself when it is installed), .dockerignore,
 .env.example and requirements.lock, and checks them against the package: the
 commands exist, the modules import, the lock pins what pyproject asks for, the
 proxy hides Flower's unauthenticated endpoints, no secret is committed.
@@ -9,15 +9,24 @@ proxy hides Flower's unauthenticated endpoints, no secret is committed.
 
 from __future__ import annotations
 
+import grp
+import http.client
+import http.server
 import importlib.metadata
 import importlib.util
 import json
 import os
+import pwd
 import re
 import shlex
+import shutil
+import socket
 import subprocess
 import sys
+import threading
+import time
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -652,64 +661,154 @@ def test_dreams_sms_subcommands_exist(services: dict[str, dict]) -> None:
 
 
 # -- nginx --------------------------------------------------------------------------------
+# nginx itself checks deploy/nginx.conf and answers for it: the file, with only what ties
+# it to the container changed (user, pid, port, temp paths, Flower's address), runs on a
+# free loopback port in front of a stand-in for Flower.
+NGINX_BIN = shutil.which("nginx") or ("/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK)
+                                      else None)
+
+
+def flower_upstream(services: dict[str, dict]) -> str:
+    cmd = tokens(services["flower"]["command"])
+    return f"http://flower:{cmd[cmd.index('--port') + 1]}"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def local_nginx_conf(text: str, tmp: Path, port: int, upstream: str, flower: str) -> str:
+    """deploy/nginx.conf for a run here; every change must find its line exactly once."""
+    user = f"user {pwd.getpwuid(os.geteuid()).pw_name} {grp.getgrgid(os.getegid()).gr_name};"
+    temp = "".join(f"\n    {kind}_temp_path {tmp / kind};"
+                   for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    changes = [
+        (r"(?m)^user \S+;", user),  # the image's user; here whoever runs the tests
+        (r"(?m)^pid \S+;", f"pid {tmp / 'nginx.pid'};"),
+        (r"(?m)^(\s*)listen \d+;", rf"\g<1>listen 127.0.0.1:{port};"),
+        (r"(?m)^http \{", "http {" + temp),
+        (re.escape(flower), upstream),  # an address: no need for Docker's resolver
+    ]
+    if not Path("/etc/nginx/mime.types").exists():
+        changes.append((r"include /etc/nginx/mime\.types;", "types {}"))
+    for pattern, replacement in changes:
+        text, n = re.subn(pattern, replacement, text)
+        assert n == 1, f"deploy/nginx.conf: {pattern!r} matched {n} times; update this test"
+    return text
+
+
+class FlowerStandIn(http.server.ThreadingHTTPServer):
+    """Answers every GET with 200 and remembers the paths that reached it."""
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+        seen = self.paths
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                seen.append(self.path)
+                body = b"flower"
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+
+
 @dataclass
-class Location:
-    modifier: str  # "=", "^~", "~", "~*" or "" (prefix)
-    pattern: str
-    body: str
+class Proxy:
+    port: int
+    flower: FlowerStandIn
+    conf: Path
+
+    def get(self, uri: str) -> tuple[int, bool]:
+        """(status, whether the request reached Flower); `uri` is sent as it is."""
+        before = len(self.flower.paths)
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+        try:
+            conn.request("GET", uri)
+            response = conn.getresponse()
+            response.read()
+        finally:
+            conn.close()
+        reached = self.flower.paths[before:]
+        assert reached in ([], [uri]), (uri, reached)  # proxied untouched, or not at all
+        return response.status, bool(reached)
 
 
-def nginx_locations(text: str) -> list[Location]:
-    text = "\n".join(line.split("#", 1)[0] for line in text.splitlines())
-    out = []
-    for m in re.finditer(r"location\s+(=|\^~|~\*|~)?\s*(\S+)\s*\{", text):
-        depth, i = 1, m.end()
-        while depth:
-            depth += {"{": 1, "}": -1}.get(text[i], 0)
-            i += 1
-        out.append(Location(m.group(1) or "", m.group(2), text[m.end():i - 1]))
-    return out
+def nginx_test(conf: Path, tmp: Path) -> subprocess.CompletedProcess[str]:
+    assert NGINX_BIN
+    return subprocess.run([NGINX_BIN, "-t", "-q", "-p", str(tmp), "-e", "stderr", "-c", str(conf)],
+                          capture_output=True, text=True, timeout=30, check=False)
 
 
-def nginx_pick(locations: list[Location], uri: str) -> Location:
-    """nginx's choice: exact, else the longest prefix unless it is ^~, then the first
-    matching regex, else that longest prefix."""
-    for loc in locations:
-        if loc.modifier == "=" and loc.pattern == uri:
-            return loc
-    prefixes = [loc for loc in locations if loc.modifier in ("", "^~")
-                and uri.startswith(loc.pattern)]
-    best = max(prefixes, key=lambda loc: len(loc.pattern), default=None)
-    if best is not None and best.modifier == "^~":
-        return best
-    for loc in locations:
-        if loc.modifier in ("~", "~*"):
-            flags = re.IGNORECASE if loc.modifier == "~*" else 0
-            if re.search(loc.pattern, uri, flags):
-                return loc
-    assert best is not None, f"no location for {uri}"
-    return best
+@pytest.fixture(scope="module")
+def proxy(services: dict[str, dict], tmp_path_factory) -> Iterator[Proxy]:
+    if NGINX_BIN is None:
+        pytest.skip("nginx is not installed (scripts/setup installs Debian's nginx-light)")
+    tmp = tmp_path_factory.mktemp("nginx")
+    flower = FlowerStandIn()
+    threading.Thread(target=flower.serve_forever, args=(0.05,), daemon=True).start()
+    port = free_port()
+    upstream = f"http://127.0.0.1:{flower.server_address[1]}"
+    conf = tmp / "nginx.conf"
+    conf.write_text(local_nginx_conf(NGINX.read_text(), tmp, port, upstream,
+                                     flower_upstream(services)))
+    checked = nginx_test(conf, tmp)
+    assert checked.returncode == 0, checked.stderr
+    proc = subprocess.Popen([NGINX_BIN, "-p", str(tmp), "-e", "stderr", "-c", str(conf),
+                             "-g", "daemon off;"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            assert proc.poll() is None, proc.communicate()[1]
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert time.monotonic() < deadline, "nginx did not listen within 10 s"
+            time.sleep(0.02)
+        yield Proxy(port, flower, conf)
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)
+        flower.shutdown()
+        flower.server_close()
 
 
-def refuses(loc: Location) -> bool:
-    return bool(re.search(r"\b(return|deny)\s+(404|403|all)\b", loc.body))
+def test_nginx_accepts_the_config(proxy: Proxy) -> None:
+    checked = nginx_test(proxy.conf, proxy.conf.parent)
+    assert checked.returncode == 0, checked.stderr
 
 
 @pytest.mark.parametrize("uri", ["/metrics", "/healthcheck", "/metrics/", "/healthcheck/",
-                                 "/METRICS", "/Healthcheck", "//metrics", "/metrics;x"])
-def test_proxy_refuses_flower_unauthenticated_endpoints(uri: str) -> None:
-    assert refuses(nginx_pick(nginx_locations(NGINX.read_text()), uri)), uri
+                                 "/METRICS", "/Healthcheck", "//metrics", "/metrics;x",
+                                 "/metrics?x=1", "/%6Detrics", "/./healthcheck",
+                                 "/static/../metrics", "/%2Fmetrics"])
+def test_proxy_refuses_flower_unauthenticated_endpoints(proxy: Proxy, uri: str) -> None:
+    assert proxy.get(uri) == (404, False), uri
 
 
 @pytest.mark.parametrize("uri", ["/", "/workers", "/tasks", "/task/abc", "/api/workers",
-                                 "/static/css/x.css", "/login", "/broker"])
-def test_proxy_passes_the_ui_to_flower(services: dict[str, dict], uri: str) -> None:
-    loc = nginx_pick(nginx_locations(NGINX.read_text()), uri)
-    assert not refuses(loc)
-    cmd = tokens(services["flower"]["command"])
-    upstream = f"http://flower:{cmd[cmd.index('--port') + 1]}"
-    assert "proxy_pass" in loc.body
-    assert upstream in loc.body
+                                 "/static/css/x.css", "/login", "/broker",
+                                 "/api/task/info/metrics"])
+def test_proxy_passes_the_ui_to_flower(proxy: Proxy, uri: str) -> None:
+    assert proxy.get(uri) == (200, True), uri
+
+
+def test_proxy_answers_its_own_health_itself(proxy: Proxy) -> None:
+    assert proxy.get("/_proxy/health") == (200, False)
+
+
+def test_proxy_points_at_flowers_port(services: dict[str, dict]) -> None:
+    assert "proxy_pass $flower_upstream;" in NGINX.read_text()
+    assert f"set $flower_upstream {flower_upstream(services)};" in NGINX.read_text()
 
 
 # -- .env.example -------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from urllib.parse import parse_qs
 
 import pytest
 import requests
-from test_client import FakeAdapter
+from fakes import FakeAdapter
 
 from dreams_sms.config import Secret, Settings
 from dreams_sms.errors import (
@@ -27,6 +27,7 @@ from dreams_sms.errors import (
 )
 from dreams_sms.provider.client import DreamsClient
 from dreams_sms.provider.oauth import OAuthClient, Token, TokenHolder
+from dreams_sms.sandbox.testing import running_sandbox
 
 CLIENT_SECRET = "cl1ent-s3cret-value"
 OAUTH = "https://provider.test/token"
@@ -405,22 +406,6 @@ def test_no_client_secret_in_any_oauth_exception(answer):
 DEMO_SECRET, DEMO_CLIENT_SECRET = "demo-secret", "demo-client-secret"
 
 
-@pytest.fixture(scope="module")
-def sandbox():
-    testing = pytest.importorskip("dreams_sms.sandbox.testing")
-    with testing.running_sandbox() as srv:
-        yield srv
-
-
-@pytest.fixture
-def admin(sandbox):
-    from dreams_sms.sandbox.testing import SandboxAdmin
-
-    admin = SandboxAdmin(sandbox.url)
-    admin.reset()
-    return admin
-
-
 def live_settings(sandbox, **changes) -> Settings:
     return Settings(
         user="demo",
@@ -447,7 +432,7 @@ def assert_clean(exc: BaseException, *tokens: str) -> None:
         assert secret not in shown
 
 
-def test_generate_use_revoke_and_refused_after_revoke(sandbox, admin):
+def test_generate_use_revoke_and_refused_after_revoke(sandbox, sandbox_admin):
     settings = live_settings(sandbox)
     oauth = OAuthClient(settings)
     token = oauth.generate()
@@ -455,7 +440,7 @@ def test_generate_use_revoke_and_refused_after_revoke(sandbox, admin):
     client = DreamsClient(settings, token=lambda: token.access_token)
     client.check_user()
     assert client.send("966500000001", "via oauth", "Dreams").body == "Result:Success"
-    assert admin.messages()[-1]["user"] == "demo"
+    assert sandbox_admin.messages()[-1]["user"] == "demo"
 
     oauth.revoke(token)
     with pytest.raises(ProviderError) as info:
@@ -471,7 +456,7 @@ def test_generate_use_revoke_and_refused_after_revoke(sandbox, admin):
     assert_clean(spent.value, token.refresh_token)
 
 
-def test_wrong_client_secret_is_invalid_client(sandbox, admin):
+def test_wrong_client_secret_is_invalid_client(sandbox, sandbox_admin):
     oauth = OAuthClient(live_settings(sandbox, client_secret=Secret("not-the-secret")))
     with pytest.raises(OAuthError) as info:
         oauth.generate()
@@ -482,28 +467,34 @@ def test_wrong_client_secret_is_invalid_client(sandbox, admin):
     assert info.value.status == 401
 
 
-def test_holder_refreshes_before_expiry_with_a_short_ttl(sandbox, admin):
-    admin.token_ttl(2)
+def test_holder_refreshes_before_expiry_with_a_short_ttl(sandbox, sandbox_admin):
+    sandbox_admin.token_ttl(2)
     settings = live_settings(sandbox)
-    holder = TokenHolder(OAuthClient(settings), margin=60)  # capped at half the 2 s life
+    skew = [0.0]
+
+    def clock() -> float:
+        return time.time() + skew[0]
+
+    # margin capped at half the 2 s life
+    holder = TokenHolder(OAuthClient(settings, clock=clock), margin=60, clock=clock)
     client = DreamsClient(settings, token=holder)
     client.check_user()
     first = holder.token
     assert first is not None and first.expires_in == 2
-    time.sleep(1.1)  # past expires_at - 1 s, before the sandbox expires it
+    skew[0] = 1.1  # past expires_at - 1 s for the holder; the sandbox has not expired it
     client.check_user()
     second = holder.token
     assert second.access_token != first.access_token
-    calls = admin.stats()["calls"]
+    calls = sandbox_admin.stats()["calls"]
     assert (calls.get("token/generate"), calls.get("token/refresh")) == (1, 1)
     assert calls.get("chk_user") == 2  # no refusal, no retry: renewed ahead of time
 
 
-def test_an_expired_token_is_refused_and_the_holder_recovers(sandbox, admin):
+def test_an_expired_token_is_refused_and_the_holder_recovers(sandbox, sandbox_admin):
     settings = live_settings(sandbox)
     token = OAuthClient(settings).generate()
     static = DreamsClient(settings, token=lambda: token.access_token)
-    admin.clock(3_700)  # the sandbox's clock passes the token's expiry
+    sandbox_admin.clock(3_700)  # the sandbox's clock passes the token's expiry
     with pytest.raises(ProviderError) as info:
         static.balance()
     assert info.value.code == -110
@@ -514,10 +505,11 @@ def test_an_expired_token_is_refused_and_the_holder_recovers(sandbox, admin):
     holder = TokenHolder(OAuthClient(settings, clock=shifted), clock=shifted)
     client = DreamsClient(settings, token=holder)
     assert client.balance() == client.balance() == 1_000_000.0
-    assert admin.stats()["calls"]["token/generate"] == 2  # one for `token`, one for the holder
+    # one for `token`, one for the holder
+    assert sandbox_admin.stats()["calls"]["token/generate"] == 2
 
 
-def test_holder_falls_back_to_generate_when_its_refresh_token_was_revoked(sandbox, admin):
+def test_holder_falls_back_to_generate_when_its_refresh_token_was_revoked(sandbox, sandbox_admin):
     settings = live_settings(sandbox)
     oauth = OAuthClient(settings)
     holder = TokenHolder(oauth)
@@ -527,13 +519,12 @@ def test_holder_falls_back_to_generate_when_its_refresh_token_was_revoked(sandbo
     oauth.revoke(old.refresh_token)  # in the sandbox this ends the access token too
     client.check_user()  # -110, invalidate, refresh -> invalid_grant, generate, retry
     assert holder.token.access_token != old.access_token
-    calls = admin.stats()["calls"]
+    calls = sandbox_admin.stats()["calls"]
     assert (calls.get("token/generate"), calls.get("token/refresh")) == (2, 1)
 
 
 def test_oauth_transport_failures_are_mapped(sandbox):
-    testing = pytest.importorskip("dreams_sms.sandbox.testing")
-    with testing.running_sandbox() as srv:
+    with running_sandbox() as srv:
         settings = live_settings(srv)
     with pytest.raises(ProviderUnreachable) as info:
         OAuthClient(settings).generate()

@@ -4,6 +4,7 @@ problem, or a queued message; never another exception, and nothing valid lost.""
 from __future__ import annotations
 
 import pytest
+from fakes import FakeApp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -18,11 +19,6 @@ good_number = st.integers(0, 10**7 - 1).map(lambda n: f"05{[0, 3, 4, 5, 6, 8, 9]
 good_text = st.text(min_size=1, max_size=200).filter(
     lambda t: t.strip() and not any(ord(c) < 32 and c not in "\n\r\t" for c in t)
     and not any(0xD800 <= ord(c) <= 0xDFFF for c in t))
-
-
-class FakeApp:
-    def send_task(self, *a, **kw):
-        pass
 
 
 @pytest.fixture(scope="module")

@@ -100,11 +100,13 @@ def repo(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def fakes(tmp_path: Path) -> Path:
-    """A bin directory put first on PATH; a redis-server 7 by default."""
+    """A bin directory put first on PATH; a redis-server 7 by default, and an nginx
+    (so that setup never installs one for real)."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     _executable(bin_dir / "redis-server",
                 "#!/bin/sh\necho 'Redis server v=7.0.15 sha=00000000:0 bits=64'\n")
+    _executable(bin_dir / "nginx", "#!/bin/sh\necho 'nginx version: nginx/1.22.1' >&2\n")
     return bin_dir
 
 

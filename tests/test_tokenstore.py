@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 import redis
@@ -10,13 +11,6 @@ import redis
 from dreams_sms.config import Secret, Settings
 from dreams_sms.provider.oauth import OAuthClient
 from dreams_sms.queue.tokenstore import RedisTokenStore, SharedTokenHolder
-from dreams_sms.sandbox.testing import SandboxAdmin, running_sandbox
-
-
-@pytest.fixture(scope="module")
-def sandbox():
-    with running_sandbox() as srv:
-        yield srv
 
 
 def all_at_once(holders) -> list[str]:
@@ -30,33 +24,33 @@ def all_at_once(holders) -> list[str]:
     return got
 
 
-def test_many_workers_one_generate_then_one_refresh(sandbox, redis_url):
-    admin = SandboxAdmin(sandbox.url)
-    admin.reset()
-    admin.token_ttl(8)  # roomy: a loaded machine must not see it expire mid-race
+def test_many_workers_one_generate_then_one_refresh(sandbox, sandbox_admin, redis_url):
+    sandbox_admin.token_ttl(8)  # roomy: a loaded machine must not see it expire mid-race
     settings = Settings(base_url=sandbox.api_url, oauth_url=sandbox.oauth_url,
                         client_id="demo-client", client_secret=Secret("demo-client-secret"))
     r = redis.Redis.from_url(redis_url, decode_responses=True)
-    holders = [SharedTokenHolder(OAuthClient(settings), RedisTokenStore(r, "t:oauth"), margin=1.5)
+    skew = [0.0]
+
+    def clock() -> float:
+        return time.time() + skew[0]
+
+    holders = [SharedTokenHolder(OAuthClient(settings, clock=clock), RedisTokenStore(r, "t:oauth"),
+                                 margin=1.5, clock=clock)
                for _ in range(6)]
     tokens = all_at_once(holders)
     assert len(set(tokens)) == 1
-    calls = admin.stats()["calls"]
+    calls = sandbox_admin.stats()["calls"]
     assert calls.get("token/generate", 0) == 1
     # Near expiry every holder wants a new one: exactly one refresh happens.
-    import time
-
-    time.sleep(6.6)
+    skew[0] = 6.6  # past expires_at - 1.5 s for the holders
     renewed = all_at_once(holders)
     assert len(set(renewed)) == 1 and renewed[0] != tokens[0]
-    calls = admin.stats()["calls"]
+    calls = sandbox_admin.stats()["calls"]
     assert calls.get("token/refresh", 0) + calls.get("token/generate", 0) == 2
     assert "demo-client-secret" not in r.get("t:oauth")
 
 
 def _token(access: str = "acc-0123456789abcdef", refresh: str = "ref-0123456789abcdef"):
-    import time
-
     from dreams_sms.provider.oauth import Token
 
     return Token(access_token=access, token_type="Bearer", expires_in=3600,
@@ -100,9 +94,7 @@ def test_a_store_without_a_secret_never_saves(redis_url):
     assert r.get("t:nosecret") is None and store.load() is None
 
 
-def test_rotated_secret_means_a_new_grant_not_an_error(sandbox, redis_url):
-    admin = SandboxAdmin(sandbox.url)
-    admin.reset()
+def test_rotated_secret_means_a_new_grant_not_an_error(sandbox, sandbox_admin, redis_url):
     settings = Settings(base_url=sandbox.api_url, oauth_url=sandbox.oauth_url,
                         client_id="demo-client", client_secret=Secret("demo-client-secret"))
     r = redis.Redis.from_url(redis_url, decode_responses=True)
@@ -111,5 +103,5 @@ def test_rotated_secret_means_a_new_grant_not_an_error(sandbox, redis_url):
     holder = SharedTokenHolder(OAuthClient(settings), RedisTokenStore(r, "t:rot"))
     token = holder()
     assert token != "stale-token-123456"
-    assert admin.stats()["calls"].get("token/generate", 0) == 1
+    assert sandbox_admin.stats()["calls"].get("token/generate", 0) == 1
     assert token not in r.get("t:rot") and "demo-client-secret" not in r.get("t:rot")

@@ -71,6 +71,10 @@ class Keys:
         """Set when the provider said -123 for `sender` on the local day of `ts`."""
         return f"{self.prefix}:closed:{{{sender}}}:{_day(ts, tz)}"
 
+    def daily(self, sender: str = "*") -> tuple[str, str]:
+        """Patterns matching `sender`'s quota and closed keys of every day ("*": any sender)."""
+        return f"{self.prefix}:quota:{{{sender}}}:*", f"{self.prefix}:closed:{{{sender}}}:*"
+
     @property
     def limits(self) -> str:
         """Daily limits an operator set (`dreams-sms limits --set`): they win."""
