@@ -119,4 +119,8 @@ class SharedTokenHolder(TokenHolder):
             if current is not None and self._fresh(current) and (
                     old is None or current.access_token != old.access_token):
                 return current  # another worker renewed it while we waited
-            return super()._renew(old)
+            token = super()._renew(old)
+            # Saved before the lock goes, so the next waiter finds it and does not
+            # renew again (a second token may revoke the first at the provider).
+            self._shared.save(token)
+            return token
