@@ -24,6 +24,7 @@ import redis
 from dreams_sms.config import Settings
 from dreams_sms.errors import BulkInterrupted, ValidationError
 from dreams_sms.provider import validate
+from dreams_sms.queue import fields as cf
 from dreams_sms.queue import scripts
 from dreams_sms.queue.control import Control
 from dreams_sms.queue.jobs import HIGH, NORMAL, Job
@@ -154,10 +155,10 @@ class Producer:
             if not campaign:
                 raise ValidationError("resume=True needs the campaign id of the interrupted "
                                       "import", field="campaign")
-            skip = int(self.r.hget(self.keys.campaign(cid), "rows") or 0)
-        self.r.hset(self.keys.campaign(cid), mapping={"sender": sender, "created": f"{now:.3f}",
-                                                      "rows": skip})
-        self.r.hsetnx(self.keys.campaign(cid), "total", 0)
+            skip = int(self.r.hget(self.keys.campaign(cid), cf.ROWS) or 0)
+        self.r.hset(self.keys.campaign(cid), mapping={cf.SENDER: sender, cf.CREATED: f"{now:.3f}",
+                                                      cf.ROWS: skip})
+        self.r.hsetnx(self.keys.campaign(cid), cf.TOTAL, 0)
         rejected: list[tuple[int, str]] = []
         counts = {"queued": 0, "rejected": 0}
 
@@ -193,7 +194,7 @@ class Producer:
                     sent_any = True
         except (redis.RedisError, OSError, ValueError, TypeError, UnicodeError) as exc:
             raise BulkInterrupted(cid, self._committed_rows(cid), exc) from exc
-        if self.r.hget(self.keys.campaign(cid), "total") in (None, "0"):
+        if self.r.hget(self.keys.campaign(cid), cf.TOTAL) in (None, "0"):
             # Nothing waits in it: it goes in a while. Otherwise it lives until its
             # last message is settled (see store), however long that takes.
             self.r.expire(self.keys.campaign(cid), self.settings.status_ttl)
@@ -204,7 +205,7 @@ class Producer:
 
     def _committed_rows(self, cid: str) -> int | None:
         try:
-            return int(self.r.hget(self.keys.campaign(cid), "rows") or 0)
+            return int(self.r.hget(self.keys.campaign(cid), cf.ROWS) or 0)
         except redis.RedisError:
             return None  # Redis is away: `resume=True` reads it when it is back
 
@@ -249,7 +250,7 @@ class Producer:
             raise ValidationError(f"unknown campaign {cid[:60]!r}", field="campaign")
         self._cancel(keys=[self.keys.seqs, self.keys.cancelled, self.keys.campaign(cid)],
                      args=[cid, f"{self.control.now():.3f}"])
-        sender = self.r.hget(self.keys.campaign(cid), "sender")
+        sender = self.r.hget(self.keys.campaign(cid), cf.SENDER)
         if sender:
             self.kick(sender)  # settle its jobs even while the queue is quiet
 

@@ -146,15 +146,8 @@ class Leases:
             out.paused = reply[4]
             return out
         for item in reply[4:]:
-            verdict, high, entry, i, to, text, opts, exp, first, t0 = item
-            fields = {"i": i, "t": to, "m": text}
-            if opts:
-                fields["o"] = opts
-            if exp:
-                fields["x"] = exp
-            if first:
-                fields["a"] = first
-            job = Job.from_fields(fields, sender=sender, entry=entry, high=high == "1")
+            verdict, high, entry, t0 = item[0], item[1], item[2], item[9]
+            job = Job.from_values(item[3:9], sender=sender, entry=entry, high=high == "1")
             if verdict == SEND:
                 out.send.append(job)
             elif verdict == UNKNOWN:

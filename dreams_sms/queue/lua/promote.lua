@@ -9,6 +9,7 @@
 -- ARGV: 1 sender, then per job (packed job, high, campaign index or 0, seq).
 -- Returns how many jobs moved.
 -- Slots: 3 and 4 are the sender's; 1, 2 and campaign keys are each in their own.
+
 local n = 0
 for k = 2, #ARGV, 4 do
   local raw, ci, seq = ARGV[k], tonumber(ARGV[k + 2]), ARGV[k + 3]
