@@ -24,6 +24,8 @@ import redis
 from dreams_sms.config import Settings
 from dreams_sms.errors import BulkInterrupted, ValidationError
 from dreams_sms.provider import validate
+from dreams_sms.queue import fields as cf
+from dreams_sms.queue import scripts
 from dreams_sms.queue.control import Control
 from dreams_sms.queue.jobs import HIGH, NORMAL, Job
 from dreams_sms.queue.keys import Keys, ensure_group
@@ -36,69 +38,10 @@ from dreams_sms.worker.dispatch import kick
 CHUNK = 1000
 _MAX_REJECTED_KEPT = 1000
 
-# KEYS: idem, campaign hash, stream, senders, delayed, status, sequences
-# ARGV: has_key, window, cid, sender, due (0 = now), high, job fields as JSON
-_ENQUEUE = """
-if ARGV[1] == '1' then
-  local existing = redis.call('GET', KEYS[1])
-  if existing then return {existing, 0} end
-end
-local seq = redis.call('HINCRBY', KEYS[7], ARGV[3], 1)
-local id = ARGV[3] .. '-' .. seq
-local job = cjson.decode(ARGV[7])
-job.i = id
-if tonumber(ARGV[5]) > 0 then
-  job.s = ARGV[4]
-  if ARGV[6] == '1' then job.h = '1' end
-  redis.call('ZADD', KEYS[5], ARGV[5], cjson.encode(job))
-  redis.call('HSET', KEYS[6], seq, 'D:' .. ARGV[5])
-  redis.call('HINCRBY', KEYS[2], 'deferred', 1)
-else
-  local f = {'i', id, 't', job.t, 'm', job.m}
-  if job.o then table.insert(f, 'o'); table.insert(f, job.o) end
-  if job.x then table.insert(f, 'x'); table.insert(f, job.x) end
-  redis.call('XADD', KEYS[3], '*', unpack(f))
-end
-redis.call('HINCRBY', KEYS[2], 'total', 1)
-redis.call('HSETNX', KEYS[2], 'created', ARGV[8])
-redis.call('SADD', KEYS[4], ARGV[4])
-if ARGV[1] == '1' then redis.call('SET', KEYS[1], id, 'EX', tonumber(ARGV[2])) end
-return {id, 1}
-"""
-
-
-# One call per chunk: allocate the ids, XADD every job, count them. Atomic.
-# KEYS: stream, campaign hash, senders, sequences; ARGV: sender, cid, expiry or '',
-# rows read through this chunk, then (to, text, options JSON or '') per job. The
-# campaign's `rows` moves with the jobs, so a resumed import knows exactly where
-# the last one stopped, even when its client never read this reply.
-_BULK = """
-local n = (#ARGV - 4) / 3
-local last = redis.call('HINCRBY', KEYS[4], ARGV[2], n)
-local first = last - n
-local x = ARGV[3]
-redis.call('HSET', KEYS[2], 'rows', ARGV[4])
-for i = 0, n - 1 do
-  local b = 5 + i * 3
-  local f = {'i', ARGV[2] .. '-' .. (first + i + 1), 't', ARGV[b], 'm', ARGV[b + 1]}
-  if ARGV[b + 2] ~= '' then table.insert(f, 'o'); table.insert(f, ARGV[b + 2]) end
-  if x ~= '' then table.insert(f, 'x'); table.insert(f, x) end
-  redis.call('XADD', KEYS[1], '*', unpack(f))
-end
-redis.call('HINCRBY', KEYS[2], 'total', n)
-redis.call('SADD', KEYS[3], ARGV[1])
-return n
-"""
-
-
-# KEYS: sequences, cancelled, campaign hash; ARGV: cid, now.
-# Everything queued so far (up to the last sequence number) is cancelled, atomically.
-_CANCEL = """
-local last = redis.call('HGET', KEYS[1], ARGV[1]) or '0'
-redis.call('HSET', KEYS[2], ARGV[1], last)
-redis.call('HSET', KEYS[3], 'cancelled_at', ARGV[2])
-return last
-"""
+# The scripts (queue/lua/enqueue.lua, bulk.lua, cancel.lua: KEYS and ARGV in their headers).
+_ENQUEUE = scripts.load("enqueue")
+_BULK = scripts.load("bulk")
+_CANCEL = scripts.load("cancel")
 
 
 class BulkResult(str):
@@ -212,10 +155,10 @@ class Producer:
             if not campaign:
                 raise ValidationError("resume=True needs the campaign id of the interrupted "
                                       "import", field="campaign")
-            skip = int(self.r.hget(self.keys.campaign(cid), "rows") or 0)
-        self.r.hset(self.keys.campaign(cid), mapping={"sender": sender, "created": f"{now:.3f}",
-                                                      "rows": skip})
-        self.r.hsetnx(self.keys.campaign(cid), "total", 0)
+            skip = int(self.r.hget(self.keys.campaign(cid), cf.ROWS) or 0)
+        self.r.hset(self.keys.campaign(cid), mapping={cf.SENDER: sender, cf.CREATED: f"{now:.3f}",
+                                                      cf.ROWS: skip})
+        self.r.hsetnx(self.keys.campaign(cid), cf.TOTAL, 0)
         rejected: list[tuple[int, str]] = []
         counts = {"queued": 0, "rejected": 0}
 
@@ -251,7 +194,7 @@ class Producer:
                     sent_any = True
         except (redis.RedisError, OSError, ValueError, TypeError, UnicodeError) as exc:
             raise BulkInterrupted(cid, self._committed_rows(cid), exc) from exc
-        if self.r.hget(self.keys.campaign(cid), "total") in (None, "0"):
+        if self.r.hget(self.keys.campaign(cid), cf.TOTAL) in (None, "0"):
             # Nothing waits in it: it goes in a while. Otherwise it lives until its
             # last message is settled (see store), however long that takes.
             self.r.expire(self.keys.campaign(cid), self.settings.status_ttl)
@@ -262,7 +205,7 @@ class Producer:
 
     def _committed_rows(self, cid: str) -> int | None:
         try:
-            return int(self.r.hget(self.keys.campaign(cid), "rows") or 0)
+            return int(self.r.hget(self.keys.campaign(cid), cf.ROWS) or 0)
         except redis.RedisError:
             return None  # Redis is away: `resume=True` reads it when it is back
 
@@ -307,7 +250,7 @@ class Producer:
             raise ValidationError(f"unknown campaign {cid[:60]!r}", field="campaign")
         self._cancel(keys=[self.keys.seqs, self.keys.cancelled, self.keys.campaign(cid)],
                      args=[cid, f"{self.control.now():.3f}"])
-        sender = self.r.hget(self.keys.campaign(cid), "sender")
+        sender = self.r.hget(self.keys.campaign(cid), cf.SENDER)
         if sender:
             self.kick(sender)  # settle its jobs even while the queue is quiet
 

@@ -13,10 +13,14 @@ import time
 
 import redis
 
+from dreams_sms.queue import scripts
 from dreams_sms.queue.keys import Keys
 
 #: Which reason `paused()` names first when several apply.
 PAUSE_ORDER = {"operator": 0, "account": 1, "http": 2, "unknown": 3, "balance": 4}
+
+# KEYS and ARGV: see queue/lua/acquire.lua.
+_ACQUIRE = scripts.load("acquire")
 
 
 class Control:
@@ -107,18 +111,3 @@ class Control:
         self.r.zremrangebyscore(key, "-inf", time.time() * 1000)
         return self.r.zcard(key)
 
-
-# KEYS[1] slot zset; ARGV: now_ms, ttl_ms, want, token...
-_ACQUIRE = """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-local free = tonumber(ARGV[3]) - redis.call('ZCARD', KEYS[1])
-local out = {}
-local i = 4
-while free > 0 and ARGV[i] do
-  redis.call('ZADD', KEYS[1], tonumber(ARGV[1]) + tonumber(ARGV[2]), ARGV[i])
-  table.insert(out, ARGV[i])
-  free = free - 1
-  i = i + 1
-end
-return out
-"""

@@ -3,41 +3,38 @@
 They sit in one sorted set scored by due time; beat moves the due ones back
 into their sender's stream. Nothing is parked in Celery with a long countdown
 (on Redis an ETA past the visibility timeout runs twice).
+
+Promotion reads the due members here, then moves them one sender at a time
+with a script that is given every key it touches (that sender's streams, the
+delayed set, the senders set, the campaigns' hashes): a script that built
+stream names from the members it read could not declare its keys.
 """
 
 from __future__ import annotations
 
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+
 import redis
 
+from dreams_sms.queue import scripts
+from dreams_sms.queue.jobs import split_id
 from dreams_sms.queue.keys import Keys
 
-# KEYS[1] delayed zset; ARGV: now, limit, prefix
-_PROMOTE = """
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
-local p = ARGV[3]
-for _, raw in ipairs(due) do
-  local d = cjson.decode(raw)
-  local stream = p .. ':q:{' .. d.s .. '}'
-  if d.h == '1' then stream = stream .. ':hi' end
-  local f = {'i', d.i, 't', d.t, 'm', d.m}
-  if d.o then table.insert(f, 'o'); table.insert(f, d.o) end
-  if d.x then table.insert(f, 'x'); table.insert(f, d.x) end
-  if d.a then table.insert(f, 'a'); table.insert(f, d.a) end
-  redis.call('XADD', stream, '*', unpack(f))
-  redis.call('ZREM', KEYS[1], raw)
-  redis.call('SADD', p .. ':senders', d.s)
-  local cid, seq = string.match(d.i, '^(.*)-(%d+)$')
-  if cid then
-    local st = p .. ':c:' .. cid .. ':s'
-    local cur = redis.call('HGET', st, seq)
-    if cur and string.sub(cur, 1, 1) == 'D' then
-      redis.call('HDEL', st, seq)
-      redis.call('HINCRBY', p .. ':c:' .. cid, 'deferred', -1)
-    end
-  end
-end
-return #due
-"""
+# KEYS and ARGV: see queue/lua/promote.lua.
+_PROMOTE = scripts.load("promote")
+
+#: Jobs moved per script call: keeps each step (and its pause of Redis) short.
+_CHUNK = 500
+
+
+@dataclass(slots=True)
+class _Batch:
+    """One sender's due jobs, as the promote script's KEYS and ARGV."""
+
+    campaigns: dict[str, int] = field(default_factory=dict)
+    args: list[str] = field(default_factory=list)
 
 
 class Delayed:
@@ -47,8 +44,35 @@ class Delayed:
         self._promote = r.register_script(_PROMOTE)
 
     def promote(self, now: float, limit: int = 5000) -> int:
-        """Move due jobs into their streams; returns how many moved."""
-        return int(self._promote(keys=[self.keys.delayed], args=[now, limit, self.keys.prefix]))
+        """Move due jobs into their streams; returns how many moved.
+
+        Each job moves in one step that removes it from the delayed set and adds
+        it to its stream; one another beat removed first is left alone.
+        """
+        due = self.r.zrangebyscore(self.keys.delayed, "-inf", now, start=0, num=limit)
+        batches: dict[str, list[_Batch]] = defaultdict(list)
+        for raw in due:
+            d = json.loads(raw)
+            sender = d["s"]
+            chunks = batches[sender]
+            if not chunks or len(chunks[-1].args) >= 4 * _CHUNK:
+                chunks.append(_Batch())
+            batch = chunks[-1]
+            try:
+                cid, seq = split_id(d["i"])
+            except ValueError:  # not a campaign's message: nothing to count
+                index, seq = 0, ""
+            else:
+                index = batch.campaigns.setdefault(cid, len(batch.campaigns) + 1)
+            batch.args += [raw, "1" if d.get("h") == "1" else "0", str(index), seq]
+        moved = 0
+        for sender, chunks in batches.items():
+            for batch in chunks:
+                keys = [self.keys.delayed, self.keys.senders, *self.keys.streams(sender)]
+                for cid in batch.campaigns:
+                    keys += [self.keys.status(cid), self.keys.campaign(cid)]
+                moved += int(self._promote(keys=keys, args=[sender, *batch.args]))
+        return moved
 
     def size(self) -> int:
         return self.r.zcard(self.keys.delayed)

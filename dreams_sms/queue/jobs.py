@@ -2,13 +2,21 @@
 
 A queued message costs one stream entry and nothing else: its id encodes its
 campaign and sequence (`<campaign>-<seq>`), so "queued" needs no status key.
-Short field names keep an entry near the size of its text.
+Short field names keep an entry near the size of its text. `Job.fields` and
+`Job.from_fields` are the Python home of that encoding; the Lua one is
+`queue/lua/lib/fields.lua`.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+#: A stream entry's fields, in the order a take's reply lists them: id, number, text
+#: (always there), then options, expiry and first enqueue time (only when set).
+ENTRY_FIELDS = ("i", "t", "m", "o", "x", "a")
+_REQUIRED = 3
 
 HIGH = "high"
 NORMAL = "normal"
@@ -80,6 +88,16 @@ class Job:
             high=high,
             entry=entry,
         )
+
+    @classmethod
+    def from_values(cls, values: Sequence[str], *, sender: str = "", entry: str = "",
+                    high: bool = False) -> Job:
+        """From ENTRY_FIELDS' values in order, '' where an optional one is absent
+        (a take's reply: Lua returns no holes in a list)."""
+        fields = {name: value for n, (name, value) in enumerate(zip(ENTRY_FIELDS, values,
+                                                                    strict=True))
+                  if value or n < _REQUIRED}
+        return cls.from_fields(fields, sender=sender, entry=entry, high=high)
 
     def enqueued_at(self) -> float:
         """When the job first entered a stream: its `a` field, else its entry id's time."""

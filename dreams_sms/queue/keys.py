@@ -1,4 +1,28 @@
-"""Every Redis key the system uses, named in one place."""
+"""Every Redis key the system uses, named in one place.
+
+Nothing else builds a key name: Python asks `Keys`, and a Lua script gets every
+key it touches in KEYS (tests/test_data_model.py checks both).
+
+Hash slots (Redis Cluster). `{Sender}` is a hash tag, so a sender's keys share
+one slot: its streams (`stream`, `streams`), `lease`, `quota`, `closed`,
+`sender_paused` and `drains`. Every other key is in a slot of its own: the
+global ones (`senders`, `delayed`, `pauses`, `limits`, `limits_seed`,
+`cancelled`, `seqs`, `held`, `clock`, `token`, `gcra`, `balance`, `stats`,
+`janitor`, `redbeat`), `idem` per key, and per campaign `campaign` and
+`status` (not tagged: not even the two of one campaign share a slot).
+
+Scripts within one slot: release, hand_back, reserve, refund, close, acquire,
+gcra. Scripts that reach outside their sender's slot (one `EVAL` across slots,
+which a Cluster refuses; the layout stays as it is, for one Redis):
+
+- take: the pause reasons, the test clock, both limit tables, the cancel hash;
+- retake, renew: the test clock;
+- settle: held, delayed, senders and the campaigns' hashes;
+- settle_held: held, senders, the streams of any senders, campaigns' hashes;
+- promote: delayed, senders and campaigns' hashes around one sender's streams;
+- enqueue, bulk, cancel: the sequences, campaign hashes, senders, delayed,
+  the idempotency key and cancel hash, around at most one stream.
+"""
 
 from __future__ import annotations
 
@@ -124,6 +148,16 @@ class Keys:
     @property
     def stats(self) -> str:
         return f"{self.prefix}:stats"
+
+    @property
+    def janitor(self) -> str:
+        """Set for a minute by the beat that last forgot idle consumers: one per minute."""
+        return f"{self.prefix}:janitor"
+
+    @property
+    def redbeat(self) -> str:
+        """The prefix of celery-redbeat's keys (the beat schedule and its lock)."""
+        return f"{self.prefix}:redbeat"
 
 
 def _day(ts: float, tz: ZoneInfo) -> str:

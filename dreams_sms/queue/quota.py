@@ -17,50 +17,17 @@ from zoneinfo import ZoneInfo
 
 import redis as redis_lib
 
+from dreams_sms.queue import scripts
 from dreams_sms.queue.keys import Keys
 
 #: Keys outlive their day by this much, so a late refund still finds its counter.
 GRACE_SECONDS = 3600
 
-# Shared Lua prelude: expire at ARGV[1], but never sooner than an hour of real
-# server time, so a `now` that lags the server (a test clock set in the past)
-# cannot make a key vanish on write and silently reopen the quota.
-_EXPIRE_AT = """
-local at = tonumber(ARGV[1])
-local floor = tonumber(redis.call('TIME')[1]) + 3600
-if at < floor then at = floor end
-"""
-
-# KEYS: counter, closed flag. ARGV: expire_at, limit (-1 = no limit), n.
-_RESERVE = _EXPIRE_AT + """
-if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
-local limit = tonumber(ARGV[2])
-local grant = tonumber(ARGV[3])
-if limit >= 0 then
-  local used = tonumber(redis.call('GET', KEYS[1]) or '0')
-  if limit - used < grant then grant = limit - used end
-end
-if grant <= 0 then return 0 end
-redis.call('INCRBY', KEYS[1], grant)
-redis.call('EXPIREAT', KEYS[1], at)
-return grant
-"""
-
-# KEYS: counter. ARGV: n. Returns what was actually taken off (floor at 0).
-_REFUND = """
-local used = tonumber(redis.call('GET', KEYS[1]) or '0')
-local n = tonumber(ARGV[1])
-if used < n then n = used end
-if n <= 0 then return 0 end
-redis.call('DECRBY', KEYS[1], n)
-return n
-"""
-
-# KEYS: closed flag. ARGV: expire_at.
-_CLOSE = _EXPIRE_AT + """
-redis.call('SET', KEYS[1], '1', 'EXAT', at)
-return 1
-"""
+# The scripts (queue/lua/reserve.lua, refund.lua, close.lua: KEYS and ARGV in their
+# headers); reserve and close share the `expire_at` prelude.
+_RESERVE = scripts.load("reserve")
+_REFUND = scripts.load("refund")
+_CLOSE = scripts.load("close")
 
 
 #: Stored as a daily limit: this sender has none (0 is a limit: it stops the sender).

@@ -15,6 +15,7 @@ import redis
 from dreams_sms.config import Settings
 from dreams_sms.errors import ValidationError
 from dreams_sms.provider.codes import lookup
+from dreams_sms.queue import fields as cf
 from dreams_sms.queue.control import Control
 from dreams_sms.queue.jobs import DEFERRED, FAILED, STATE_NAMES, split_id, state_of
 from dreams_sms.queue.keys import Keys
@@ -87,21 +88,21 @@ class StatusReader:
         def n(name: str) -> int:
             return int(h.get(name, 0))
 
-        failures = {int(k[2:]): int(v) for k, v in h.items()
-                    if k.startswith("f:") and k[2:].lstrip("-").isdigit()}
-        done = n("sent") + n("failed") + n("expired") + n("unknown") + n("cancelled")
-        sender = h.get("sender", "")
+        failures = {code: int(v) for k, v in h.items()
+                    if (code := cf.failure_code(k)) is not None}
+        done = sum(n(name) for name in cf.DONE)
+        sender = h.get(cf.SENDER, "")
         # In a provider call right now: the campaign's ids among its sender's leases.
         sending = sum(1 for mid in self.r.hkeys(self.keys.lease(sender))
                       if mid.rpartition("-")[0] == cid) if sender else 0
-        deferred = n("deferred")
-        queued = max(n("total") - done - sending - deferred, 0)
+        deferred = n(cf.DEFERRED)
+        queued = max(n(cf.TOTAL) - done - sending - deferred, 0)
         closed = False
-        if sender and queued and not h.get("cancelled_at"):
+        if sender and queued and not h.get(cf.CANCELLED_AT):
             quota = DailyQuota(self.r, prefix=self.settings.prefix, tz=self.settings.tz)
             closed = quota.is_closed(sender, self.control.now())
         if closed:  # waiting for tomorrow's quota counts as deferred
             deferred, queued = deferred + queued, 0
-        return CampaignStatus(cid, n("total"), queued, sending, n("sent"), deferred,
-                              n("failed"), n("expired"), n("unknown"), failures, sender, closed,
-                              n("cancelled"))
+        return CampaignStatus(cid, n(cf.TOTAL), queued, sending, n(cf.SENT), deferred,
+                              n(cf.FAILED), n(cf.EXPIRED), n(cf.UNKNOWN), failures, sender,
+                              closed, n(cf.CANCELLED))

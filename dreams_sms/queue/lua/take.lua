@@ -1,0 +1,175 @@
+-- take: one round trip before a provider call (queue/lease.py, Leases.take).
+-- Pause reasons, Redis' clock, the day's quota, takeover of a silent consumer's
+-- entries (XAUTOCLAIM), reading (high priority first), and a lease on at most
+-- one call's worth of jobs.
+-- uses: lease, fields
+-- KEYS: 1 pause reasons (hash), 2 sender pause, 3 clock, 4 high stream, 5 normal stream,
+--       6 lease hash, 7 quota day A, 8 closed day A, 9 quota day B, 10 closed day B,
+--       11 operator limits, 12 configured limits, 13 cancelled campaigns (id -> last seq
+--       cancelled)
+-- ARGV: 1 group, 2 consumer, 3 token, 4 want, 5 lease ms, 6 midnight A|B,
+--       7 start of day A, 8 end of day B, 9 expire-at A, 10 expire-at B, 11 sender,
+--       12 claim min-idle ms (0: no takeover), 13 fill (wait for a fuller batch),
+--       14 object format (no number twice in a call), 15 test clock
+-- Returns {status, now, granted, claimed, item...}; item = {verdict, high, entry, i, t, m,
+-- o, x, a, t0}; for 'paused', the reasons instead of items.
+-- Slots: 4-10 are the sender's ({Sender}); 1, 3, 11, 12 and 13 are global keys.
+
+local now = now_s(KEYS[3], ARGV[15])
+local reasons = redis.call('HKEYS', KEYS[1])
+if #reasons > 0 then return {'paused', tostring(now), '0', '0', table.concat(reasons, ',')} end
+local paused = redis.call('GET', KEYS[2])
+if paused then return {'paused', tostring(now), '0', '0', paused} end
+if now < tonumber(ARGV[7]) or now >= tonumber(ARGV[8]) then
+  return {'clock', tostring(now), '0', '0'}
+end
+local qk, ck, exp = KEYS[7], KEYS[8], tonumber(ARGV[9])
+if now >= tonumber(ARGV[6]) then qk, ck, exp = KEYS[9], KEYS[10], tonumber(ARGV[10]) end
+local floor = tonumber(redis.call('TIME')[1]) + 3600
+if exp < floor then exp = floor end
+
+local group, consumer, token = ARGV[1], ARGV[2], ARGV[3]
+local want = tonumber(ARGV[4])
+local sender = ARGV[11]
+local limit = redis.call('HGET', KEYS[11], sender) or redis.call('HGET', KEYS[12], sender)
+  or redis.call('HGET', KEYS[12], '*') or 'none'
+local room = want
+if redis.call('EXISTS', ck) == 1 then room = 0
+elseif limit ~= 'none' then
+  local used = tonumber(redis.call('GET', qk) or '0')
+  if tonumber(limit) - used < room then room = tonumber(limit) - used end
+end
+if room < 0 then room = 0 end
+
+local streams = {KEYS[4], KEYS[5]}
+local now_ms = now * 1000
+local lease_until = string.format('%d', now_ms + tonumber(ARGV[5]))
+local items, seen, numbers, leases = {}, {}, {}, {}
+local count, single = 0, false
+local objfmt = ARGV[14] == '1'
+local any_cancelled = redis.call('HLEN', KEYS[13]) > 0
+local cuts = {}
+
+local now_s = tostring(now)
+local fresh = token .. '|' .. lease_until .. '|' .. now_s
+local hi_s = {'1', '0'}
+
+local function consider(si, entry, d, lease)
+  local verdict = nil
+  local t0 = now_s
+  local value = fresh
+  local owner, untl, lt0 = nil, nil, nil
+  if lease then owner, untl, lt0 = parse_lease(lease) end
+  if owner then
+    if owner ~= token then
+      if untl > now_ms then return end  -- a live holder: not ours
+      verdict = 'unknown'
+    end
+    t0 = lt0
+    value = token .. '|' .. lease_until .. '|' .. t0
+  end
+  if not verdict then
+    local cut = false
+    if any_cancelled then
+      local cid, seq = string.match(d.i, '^(.*)-(%d+)$')
+      if cid then
+        if cuts[cid] == nil then cuts[cid] = redis.call('HGET', KEYS[13], cid) or false end
+        cut = cuts[cid] and tonumber(seq) <= tonumber(cuts[cid])
+      end
+    end
+    if cut then verdict = 'cancel'
+    elseif d.x and tonumber(d.x) <= now then verdict = 'expired'
+    else
+      if single or count >= room then return end
+      if d.o then
+        if count > 0 then return end
+        single = true
+      else
+        if objfmt and numbers[d.t] then return end
+        numbers[d.t] = true
+      end
+      count = count + 1
+      verdict = 'send'
+    end
+  end
+  leases[#leases + 1] = d.i
+  leases[#leases + 1] = value
+  items[#items + 1] = {verdict, hi_s[si], entry, d.i, d.t, d.m, d.o or '', d.x or '',
+    d.a or '', t0}
+end
+
+-- Read up to n entries, drop what cannot be a job, then judge them with one
+-- HMGET of their leases.
+local function read(si, id, n)
+  if n <= 0 then return 0 end
+  local res = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', n,
+    'STREAMS', streams[si], id)
+  if not res then return 0 end
+  local stream, entries = streams[si], res[1][2]
+  local jobs, ids = {}, {}
+  for _, e in ipairs(entries) do
+    local entry, f = e[1], e[2]
+    if not f or type(f) ~= 'table' or #f == 0 then
+      redis.call('XACK', stream, group, entry)  -- deleted meanwhile
+    else
+      local d = decoded(f)
+      if not d.i or not d.t or not d.m or seen[d.i] then
+        -- malformed, or a second entry of one message: never sent twice
+        redis.call('XACK', stream, group, entry)
+        redis.call('XDEL', stream, entry)
+      else
+        seen[d.i] = true
+        table.insert(jobs, {entry, d})
+        table.insert(ids, d.i)
+      end
+    end
+  end
+  if #ids > 0 then
+    local held = redis.call('HMGET', KEYS[6], unpack(ids))
+    for k, job in ipairs(jobs) do consider(si, job[1], job[2], held[k]) end
+  end
+  return #entries
+end
+
+-- New entries: one first, so an invitation (a call of its own) is all we take
+-- and the rest stays free for other workers; then the rest of a batch.
+local function read_new(si)
+  if single or count >= room then return end
+  if read(si, '>', 1) == 0 then return end
+  if not single then read(si, '>', room - count) end
+end
+
+local claim, claimed = tonumber(ARGV[12]), 0
+if claim > 0 then
+  for si = 1, 2 do
+    local res = redis.call('XAUTOCLAIM', streams[si], group, consumer, claim, '0-0',
+      'COUNT', want, 'JUSTID')
+    claimed = claimed + #res[2]
+    for _, gone in ipairs(res[3] or {}) do redis.call('XACK', streams[si], group, gone) end
+  end
+end
+
+-- What we already hold (left from a split, a release, a takeover), high first,
+-- then new entries; new ones only while the call has room.
+read(1, '0', want)
+read_new(1)
+read(2, '0', want)
+if room > count and not single then
+  if ARGV[13] == '1' and #items == 0 then
+    local undelivered = redis.call('XLEN', KEYS[5]) - redis.call('XPENDING', KEYS[5], group)[1]
+    if undelivered > 0 and undelivered < room then return {'wait', tostring(now), '0', '0'} end
+  end
+  read_new(2)
+end
+if count > 0 then
+  redis.call('INCRBY', qk, count)
+  redis.call('EXPIREAT', qk, exp)
+end
+if #leases > 0 then redis.call('HSET', KEYS[6], unpack(leases)) end
+local status = 'ok'
+if #items == 0 then
+  if room == 0 then status = 'closed' else status = 'empty' end
+end
+local out = {status, tostring(now), tostring(count), tostring(claimed)}
+for _, it in ipairs(items) do table.insert(out, it) end
+return out
