@@ -27,11 +27,10 @@ from typing import Any
 from xml.sax.saxutils import escape
 from zoneinfo import ZoneInfo
 
-from dreams_sms.provider.segments import segments
-
 from .faults import Fault, FaultKind, Faults, canonical_endpoint, decide, error_page
 from .oauth import TokenIssuer
 from .record import Record, lookup_keys
+from .reference import segments
 
 RIYADH = ZoneInfo("Asia/Riyadh")
 SUCCESS = "999"
