@@ -13,10 +13,11 @@ from hypothesis import strategies as st
 
 from dreams_sms.provider import codes
 from dreams_sms.provider.segments import segments as client_segments
-from dreams_sms.sandbox import reference
+from dreams_sms.sandbox import Sandbox, reference
 from dreams_sms.sandbox.faults import canonical_endpoint
 from dreams_sms.sandbox.redaction import redact
 from dreams_sms.sandbox.reference import segments as sandbox_segments
+from dreams_sms.sandbox.state import DEMO_SECRET, DEMO_USER
 
 SANDBOX = Path(reference.__file__).parent
 
@@ -81,6 +82,35 @@ def test_sandbox_counts_segments_as_the_client_does(text: str) -> None:
 @pytest.mark.parametrize("text", BOUNDARIES, ids=lambda t: f"{t[:3]!r}x{len(t)}")
 def test_segment_boundaries_agree(text: str) -> None:
     assert sandbox_segments(text) == client_segments(text)
+
+
+def test_every_bmp_character_is_classified_alike() -> None:
+    """Exhaustive where it is cheap: each character repeated 100 times is one
+    part in GSM-7 basic, two as an extension or UCS-2 character, so any
+    character the two sides put in different tables shows."""
+    differ = [
+        f"U+{code:04X}"
+        for code in range(0x10000)
+        if not 0xD800 <= code <= 0xDFFF
+        and sandbox_segments(chr(code) * 100) != client_segments(chr(code) * 100)
+    ]
+    assert differ == []
+
+
+def test_an_empty_text_is_refused_before_it_is_counted() -> None:
+    """The one reading that differs: the reference is silent on an empty text;
+    the sandbox counts it as one part (an SMS without text is still one
+    message), the client as none. Neither charges it: the client refuses it
+    in `validate`, the sandbox answers -100 before counting."""
+    assert sandbox_segments("") == 1
+    assert client_segments("") == 0
+    sandbox = Sandbox()
+    before = sandbox.state()["accounts"][DEMO_USER]["balance"]
+    for message in ("", "  "):
+        params = {"user": DEMO_USER, "secret_key": DEMO_SECRET, "sender": "Dreams",
+                  "to": "966500000001", "message": message}
+        assert sandbox.api("sendsms", params).body == b"-100"
+    assert sandbox.state()["accounts"][DEMO_USER]["balance"] == before
 
 
 @pytest.mark.parametrize(
