@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
-from dreams_sms.provider.codes import ENDPOINTS
+from .reference import ENDPOINTS
 
 SEND_ENDPOINTS = ("sendsms", "sendsms_multi")
 _RATES = (

@@ -28,9 +28,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
-from dreams_sms.provider.redact import redact
-
 from .faults import Faults
+from .redaction import redact
 from .state import Outcome, Sandbox
 
 MAX_BODY = 32 * 1024 * 1024
