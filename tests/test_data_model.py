@@ -26,7 +26,7 @@ PACKAGE = ROOT / "dreams_sms"
 LUA = PACKAGE / "queue" / "lua"
 
 #: Named in keys.py, waiting for their callers (in worker/) to switch to them.
-PENDING_KEYS = {"janitor", "redbeat"}
+PENDING_KEYS: set[str] = set()
 
 #: Redis commands whose first argument is a key.
 KEY_COMMANDS = {

@@ -11,6 +11,7 @@ import sys
 from celery import Celery
 
 from dreams_sms.config import Settings
+from dreams_sms.queue.keys import Keys
 
 SEND_QUEUE = "dreams.send"
 OPS_QUEUE = "dreams.ops"
@@ -40,7 +41,7 @@ def make_app(settings: Settings, *, main: str = "dreams_sms") -> Celery:
         worker_send_task_events=True,
         task_send_sent_event=True,
         beat_scheduler="redbeat.RedBeatScheduler",
-        redbeat_key_prefix=f"{settings.prefix}:redbeat",
+        redbeat_key_prefix=Keys(settings.prefix).redbeat,
         redbeat_lock_timeout=30,
         beat_max_loop_interval=5,
         beat_schedule={

@@ -49,7 +49,7 @@ def register(app: Celery, root: Callable[[], Root]) -> None:
                     continue
                 started += kick(app, c.control, c.settings, sender,
                                 want=-(-depth // c.settings.batch_size))
-        if c.r.set(f"{c.keys.prefix}:janitor", "1", nx=True, ex=60):
+        if c.r.set(c.keys.janitor, "1", nx=True, ex=60):
             forget_idle_consumers(c.r, c.keys)
         return {"promoted": promoted, "started": started}
 
