@@ -133,6 +133,8 @@ def test_high_priority_overtakes_50k_campaign(stack, admin, p):
     # In flight when it was queued: one batch per worker slot (2); then the next batch.
     assert ahead <= 2 * 100 + 2 * 100
     p.pause()
+    # Calls in flight finish first (their leases go), so none lands in the next test.
+    wait_for(lambda: p.r.hlen(p.keys.lease("Dreams")) == 0, 30, "calls in flight", stack)
     p.r.delete(*p.keys.streams("Dreams"))  # drop the rest of this big campaign
     p.control.resume()
     assert p.campaign_status(cid).sent > 0

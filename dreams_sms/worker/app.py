@@ -21,6 +21,7 @@ BALANCE = "dreams.check_balance"
 
 
 def make_app(settings: Settings, *, main: str = "dreams_sms") -> Celery:
+    keys = Keys(settings.prefix)
     app = Celery(main, broker=settings.redis_url, set_as_current=False)
     app.conf.update(
         task_ignore_result=True,  # no result backend: no SUBSCRIBE per publish
@@ -41,7 +42,7 @@ def make_app(settings: Settings, *, main: str = "dreams_sms") -> Celery:
         worker_send_task_events=True,
         task_send_sent_event=True,
         beat_scheduler="redbeat.RedBeatScheduler",
-        redbeat_key_prefix=Keys(settings.prefix).redbeat,
+        redbeat_key_prefix=keys.redbeat,
         redbeat_lock_timeout=30,
         beat_max_loop_interval=5,
         beat_schedule={
