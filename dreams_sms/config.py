@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, NoReturn
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -59,7 +59,7 @@ class Secret:
 
     __str__ = __repr__
 
-    def __reduce__(self):
+    def __reduce__(self) -> NoReturn:
         raise TypeError("a Secret is not serialisable; read it from the environment")
 
 
@@ -116,7 +116,8 @@ class Settings:
     def limit_for(self, sender: str) -> int:
         return self.daily_limits.get(sender, self.daily_limit)
 
-    def with_(self, **changes: object) -> Settings:
+    def with_(self, **changes: Any) -> Settings:
+        # Any, as `dataclasses.replace` takes it; it refuses unknown names at run time.
         return replace(self, **changes)
 
     def require_credentials(self) -> None:
@@ -230,7 +231,7 @@ def _limits(v: str) -> dict[str, int]:
     return out
 
 
-def _choice(*allowed: str):
+def _choice(*allowed: str) -> Callable[[str], str]:
     def parse(v: str) -> str:
         v = v.strip().lower()
         if v not in allowed:
@@ -292,8 +293,10 @@ ENV: dict[str, tuple[str, Callable[[str], object]]] = {
 }
 
 
-def _parse(env: Mapping[str, str]) -> dict[str, object]:
-    values: dict[str, object] = {}
+def _parse(env: Mapping[str, str]) -> dict[str, Any]:
+    # Any: field name -> value of that field's type, as the ENV table's parser
+    # (or Secret) made it; Settings(**values) takes them as they are.
+    values: dict[str, Any] = {}
     for var, (name, parse) in ENV.items():
         raw = env.get(var)
         if raw is None or raw.strip() == "":

@@ -89,7 +89,7 @@ class ProviderError(DreamsError):
     def is_sender(self) -> bool:
         return self.kind is Kind.SENDER
 
-    def __reduce__(self):  # keep it picklable across Celery's process pool
+    def __reduce__(self) -> tuple[object, ...]:  # keep it picklable across Celery's process pool
         return (type(self), (self.endpoint, self.code, self.body))
 
 
@@ -103,7 +103,7 @@ class OAuthError(DreamsError):
         self.description = description
         super().__init__(f"{endpoint} answered HTTP {status} {error}: {description}".rstrip(": "))
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[object, ...]:
         return (type(self), (self.endpoint, self.status, self.error, self.description))
 
 
@@ -126,7 +126,7 @@ class TransportError(DreamsError):
         self.detail = detail
         super().__init__(f"{endpoint}: {detail}")
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[object, ...]:
         return (type(self), (self.endpoint, self.detail))
 
 
@@ -154,7 +154,7 @@ class ServerError(NotAccepted):
         self.retry_after = retry_after
         super().__init__(endpoint, detail)
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[object, ...]:
         return (type(self), (self.endpoint, self.detail, self.status, self.retry_after))
 
 
@@ -207,7 +207,7 @@ class HttpRefused(NotAccepted):
     def too_large(self) -> bool:
         return self.kind is Refusal.TOO_LARGE
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[object, ...]:
         return (
             type(self),
             (self.endpoint, self.detail, self.status, self.kind.value, self.retry_after,
@@ -229,7 +229,7 @@ class GarbledResponse(OutcomeUnknown):
         self.body = body
         super().__init__(endpoint, detail)
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[object, ...]:
         return (type(self), (self.endpoint, self.detail, self.body))
 
 
@@ -247,7 +247,7 @@ class BulkInterrupted(DreamsError):
             f"({type(cause).__name__}: {str(cause)[:200]}); resume with send_bulk(..., "
             f"campaign={campaign!r}, resume=True) and the same rows")
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[object, ...]:
         return (_bulk_interrupted, (self.campaign, self.committed, str(self)))
 
 

@@ -17,7 +17,7 @@ import datetime as dt
 import secrets
 from collections.abc import Iterable, Iterator, Mapping
 from itertools import islice
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -30,7 +30,9 @@ from dreams_sms.queue.control import Control
 from dreams_sms.queue.jobs import HIGH, NORMAL, Job
 from dreams_sms.queue.keys import Keys, ensure_group
 from dreams_sms.queue.redis_policy import check_eviction
-from dreams_sms.queue.status import CampaignStatus, MessageStatus, StatusReader
+from dreams_sms.queue.status import CampaignStatus as CampaignStatus  # re-exported: the API
+from dreams_sms.queue.status import MessageStatus as MessageStatus  # returns these
+from dreams_sms.queue.status import StatusReader
 from dreams_sms.queue.store import Store
 from dreams_sms.worker.app import make_app
 from dreams_sms.worker.dispatch import kick
@@ -51,7 +53,7 @@ class BulkResult(str):
     rejected: list[tuple[int, str]]
     rejected_count: int
 
-    def __new__(cls, campaign: str, queued: int = 0, rejected: list | None = None,
+    def __new__(cls, campaign: str, queued: int = 0, rejected: list[tuple[int, str]] | None = None,
                 rejected_count: int = 0) -> BulkResult:
         obj = super().__new__(cls, campaign)
         obj.queued = queued
@@ -250,7 +252,8 @@ class Producer:
             raise ValidationError(f"unknown campaign {cid[:60]!r}", field="campaign")
         self._cancel(keys=[self.keys.seqs, self.keys.cancelled, self.keys.campaign(cid)],
                      args=[cid, f"{self.control.now():.3f}"])
-        sender = self.r.hget(self.keys.campaign(cid), cf.SENDER)
+        # Decoded replies (decode_responses=True, as Producer's own client): str.
+        sender = cast("str | None", self.r.hget(self.keys.campaign(cid), cf.SENDER))
         if sender:
             self.kick(sender)  # settle its jobs even while the queue is quiet
 
@@ -259,7 +262,11 @@ class Producer:
 
     def resume(self, sender: str | None = None) -> None:
         self.control.resume(sender=sender)
-        for s in ([sender] if sender else sorted(self.r.smembers(self.keys.senders))):
+        if sender:
+            targets = [sender]
+        else:  # decoded replies (decode_responses=True): str members
+            targets = sorted(cast("set[str]", self.r.smembers(self.keys.senders)))
+        for s in targets:
             self.kick(s)
 
 

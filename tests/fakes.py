@@ -81,6 +81,9 @@ class FakeProvider:
             self.accepted += [(sender, to, text) for to, text in items]
         return "Result:Success"
 
+    def ready(self):
+        pass
+
     def send(self, to, message, sender, **options):
         with self._lock:
             self.calls += 1

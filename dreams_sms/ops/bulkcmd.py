@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -20,7 +20,7 @@ import redis
 
 from dreams_sms.config import Settings
 from dreams_sms.errors import DreamsError, ProviderError
-from dreams_sms.ops.bulkfile import Row, Summary, read_rows, summarize
+from dreams_sms.ops.bulkfile import BadRow, Format, Row, Summary, read_rows, summarize
 from dreams_sms.producer import CampaignStatus, Producer
 
 #: Bad rows printed one by one; the rest are only counted.
@@ -35,7 +35,7 @@ class BulkOptions:
 
     file: str
     sender: str
-    fmt: str | None = None
+    fmt: Format | None = None  # click.Choice: one of Format's values
     campaign: str | None = None
     priority: str = "normal"
     yes: bool = False
@@ -94,9 +94,8 @@ def _run(opts: BulkOptions, settings: Settings, producer: Producer, sender: str)
     return _follow(producer, cid, sender)
 
 
-def _rows(opts: BulkOptions, settings: Settings):
-    return read_rows(opts.file, fmt=opts.fmt,  # type: ignore[arg-type]
-                     max_text_length=settings.max_text_length)
+def _rows(opts: BulkOptions, settings: Settings) -> Iterator[Row | BadRow]:
+    return read_rows(opts.file, fmt=opts.fmt, max_text_length=settings.max_text_length)
 
 
 def _new_campaign(producer: Producer, wanted: str | None) -> str | None:
@@ -192,7 +191,7 @@ def _enqueue(producer: Producer, opts: BulkOptions, settings: Settings, sender: 
     return None
 
 
-def campaign_done(t: dict[str, int], closed_today: bool) -> bool:
+def campaign_done(t: Mapping[str, float], closed_today: bool) -> bool:
     """Nothing left to send today: what is deferred waits for tomorrow's quota."""
     return t["queued"] == 0 and t["sending"] == 0 and (t["deferred"] == 0 or closed_today)
 

@@ -20,7 +20,7 @@ import json
 import os
 import re
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import BinaryIO, Literal, NamedTuple
 
@@ -470,7 +470,7 @@ def _json_type(value: object) -> str:
 
 
 def _row(
-    lines: list[_Line], values: dict[str, object], max_text_length: int, shown: dict[str, str]
+    lines: list[_Line], values: Mapping[str, object], max_text_length: int, shown: dict[str, str]
 ) -> Row | BadRow:
     """Validate one record's values; `shown` maps to the column names the file used."""
 
@@ -569,7 +569,9 @@ def summarize(
     reading files does not depend on it).
     """
     if segments_of is None:
-        from dreams_sms.provider.segments import segments as segments_of
+        from dreams_sms.provider.segments import segments as count_segments
+
+        segments_of = count_segments
     valid = segments = bad_count = 0
     bad: list[BadRow] = []
     for item in items:

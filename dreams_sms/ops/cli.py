@@ -15,7 +15,7 @@ import re
 import socket
 import sys
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, cast, overload
 from urllib.parse import urlsplit
 
 import click
@@ -29,6 +29,14 @@ from dreams_sms.errors import (
     ValidationError,
 )
 from dreams_sms.provider.redact import redact, redact_url
+
+if TYPE_CHECKING:  # imported where used, so `dreams-sms --help` stays quick
+    from dreams_sms.provider.client import DreamsClient
+    from dreams_sms.provider.oauth import OAuthClient
+
+    _LimitParam = click.ParamType[int | str]
+else:  # ParamType is generic from click 8.4 on; older releases in range are not
+    _LimitParam = click.ParamType
 
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 
@@ -169,7 +177,8 @@ class DreamsGroup(click.Group):
     def _command_path(self, args: Any, prog_name: str) -> str:
         """`dreams-sms limits` from the words, for errors click raises without a context."""
         words = list(sys.argv[1:] if args is None else args)
-        path, cmd = [prog_name], self
+        path = [prog_name]
+        cmd: click.Command = self
         for word in words:
             if isinstance(cmd, click.Group) and word in cmd.commands:
                 path.append(word)
@@ -179,7 +188,7 @@ class DreamsGroup(click.Group):
         return " ".join(path)
 
 
-def _client():
+def _client() -> DreamsClient:
     from dreams_sms.provider.client import DreamsClient
 
     s = _settings()
@@ -266,7 +275,7 @@ def token() -> None:
     """OAuth tokens: generate, refresh, revoke (values go to stdout only)."""
 
 
-def _oauth():
+def _oauth() -> OAuthClient:
     from dreams_sms.provider.oauth import OAuthClient
 
     s = _settings()
@@ -334,7 +343,9 @@ def send(to: str, text: str, sender: str, queue: bool, priority: str, **options:
     if queue:
         from dreams_sms.producer import Producer
 
-        mid = Producer(_settings()).send(to, text, sender, priority=priority, **opts)
+        # opts holds sendsms option names only (check_options), none of send()'s keywords.
+        mid = Producer(_settings()).send(to, text, sender, priority=priority,
+                                         **opts)  # type: ignore[arg-type]
         click.echo(f"queued {mid}")
         return
     result = _client().send(normalize_number(to), check_text(text), check_sender(sender), **opts)
@@ -388,17 +399,38 @@ def status(campaign: str | None) -> None:
     click.echo("; ".join(_pause_line(i) for i in pauses.values()) if pauses
                else "sending: running")
     rows = []
-    for sender in sorted(p.r.smembers(p.keys.senders)):
+    for sender in sorted(_members(p.r, p.keys.senders)):
         hi, lo = (p.r.xlen(k) for k in p.keys.streams(sender))
         sp = p.control.paused(sender)
         rows.append((sender, hi, lo, "paused" if sp else ""))
     click.echo(table(rows, ("sender", "high", "normal", "state")) if rows else "no senders yet")
 
 
-def _pause_line(paused: dict) -> str:
+def _members(r: redis.Redis, key: str) -> set[str]:
+    # The producer's client decodes replies (decode_responses=True): str members.
+    return cast("set[str]", r.smembers(key))
+
+
+def _hkeys(r: redis.Redis, key: str) -> list[str]:
+    return cast("list[str]", r.hkeys(key))  # decoded, as above
+
+
+def _pause_line(paused: dict[str, object]) -> str:
     """`paused: balance (code -113)`, or `paused: operator` when there is no code."""
     code = paused.get("code")
     return f"paused: {paused.get('reason', 'unknown')}" + (f" (code {code})" if code else "")
+
+
+@overload
+def _sender_option(value: str) -> str: ...
+
+
+@overload
+def _sender_option(value: None) -> None: ...
+
+
+@overload
+def _sender_option(value: str | None) -> str | None: ...
 
 
 def _sender_option(value: str | None) -> str | None:
@@ -452,7 +484,7 @@ def cancel(campaign: str) -> None:
                "queued messages will be dropped as workers reach them")
 
 
-class _LimitType(click.ParamType):
+class _LimitType(_LimitParam):
     """A daily limit on the command line: a whole number >= 0, or `none`."""
 
     name = "N|none"
@@ -481,7 +513,7 @@ def limits(set_: tuple[str, int | str] | None, clear: str | None) -> None:
     s = _settings()
     p = Producer(s)
     q = DailyQuota(p.r, prefix=s.prefix, tz=s.tz)
-    known = set(p.r.smembers(p.keys.senders)) | set(p.r.hkeys(p.keys.limits))
+    known = _members(p.r, p.keys.senders) | set(_hkeys(p.r, p.keys.limits))
     if set_:
         sender = _sender_option(set_[0])
         assert sender is not None
@@ -493,8 +525,8 @@ def limits(set_: tuple[str, int | str] | None, clear: str | None) -> None:
             raise ValidationError(f"no operator limit to clear for {sender!r}", field="sender")
         q.set_limit(sender, None)
     now = p.control.now()
-    senders_ = sorted(known | {k for k in p.r.hkeys(p.keys.limits_seed) if k != "*"})
-    overrides = set(p.r.hkeys(p.keys.limits))
+    senders_ = sorted(known | {k for k in _hkeys(p.r, p.keys.limits_seed) if k != "*"})
+    overrides = set(_hkeys(p.r, p.keys.limits))
     rows = [(name, used, "none" if limit is None else limit,
              "operator" if name in overrides else "configured",
              "closed" if q.is_closed(name, now) else "")
@@ -541,7 +573,7 @@ def _settle(ids: tuple[str, ...], everything: bool, delivered: bool) -> None:
                                   field="ids")
     n = p.store.settle_held(ids, delivered=delivered, now=p.control.now())
     if not delivered:
-        for sender in sorted(p.r.smembers(p.keys.senders)):
+        for sender in sorted(_members(p.r, p.keys.senders)):
             p.kick(sender)
     click.echo(f"{n} message(s) {'marked sent' if delivered else 'queued again'}")
 

@@ -65,7 +65,7 @@ def rows(size: int, seed: int = 7) -> Iterator[tuple[str, str, str]]:
         yield sender, number, TEXTS[i % len(TEXTS)].format(n=100000 + i)
 
 
-def run(opts: DemoOptions, out=sys.stdout) -> int:
+def run(opts: DemoOptions, out: TextIO = sys.stdout) -> int:
     share = opts.size // len(SENDERS)
     limit = opts.limit or max(share // 5, 1)
     env = {
@@ -112,19 +112,22 @@ def run(opts: DemoOptions, out=sys.stdout) -> int:
         print(f"{LIMITED} has a daily limit of {limit}: the rest waits for tomorrow",
               file=out, flush=True)
 
-        def read():
+        def read() -> list[CampaignStatus]:
             return [producer.campaign_status(c) for c in campaigns.values()]
 
-        def finished(_: dict) -> bool:
+        def finished(_: dict[str, float]) -> bool:
             return all(s.queued == 0 and s.sending == 0 and (s.deferred == 0 or s.closed_today)
                        for s in read())
 
         final = follow(read, until=finished, timeout=opts.timeout, out=out, started=started)
         record = admin.stats()
         statuses = read()
-        body = [(s.sender, s.total, s.queued, s.sent, s.deferred, s.failed,
-                 s.expired, s.unknown, record["by_sender"].get(s.sender, 0)) for s in statuses]
-        body.append(("all", *(sum(r[i] for r in body) for i in range(1, 9))))
+        counts: list[tuple[int, ...]] = [
+            (s.total, s.queued, s.sent, s.deferred, s.failed, s.expired, s.unknown,
+             record["by_sender"].get(s.sender, 0)) for s in statuses]
+        body: list[tuple[object, ...]] = [
+            (s.sender, *c) for s, c in zip(statuses, counts, strict=True)]
+        body.append(("all", *(sum(c[i] for c in counts) for i in range(8))))
         print(table(body, ("sender", "total", "queued", "sent", "deferred", "failed", "expired",
                            "unknown", "sandbox accepted")), file=out)
         print("  total: messages in the campaign; queued: still waiting to be sent", file=out)

@@ -41,7 +41,8 @@ def server_version(binary: str) -> tuple[int, int] | None:
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]  # (host, port) for AF_INET
+        return port
 
 
 class LocalRedis:
@@ -50,9 +51,10 @@ class LocalRedis:
     def __init__(self, *, port: int | None = None, appendonly: bool = False,
                  directory: str | Path | None = None, password: str | None = None,
                  tls: bool = False):
-        self.binary = shutil.which("redis-server")
-        if self.binary is None:
+        binary = shutil.which("redis-server")
+        if binary is None:
             raise ConfigError(INSTALL_HINT)
+        self.binary = binary
         version = server_version(self.binary)
         if version is not None and version < MIN_VERSION:
             raise ConfigError(f"redis-server {MIN_VERSION[0]}.{MIN_VERSION[1]} or newer is "

@@ -13,9 +13,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from typing import cast
 
 import redis
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from dreams_sms.config import Settings
@@ -34,8 +36,9 @@ class DreamsCollector(Collector):
         self.control = Control(r, self.keys, test_clock=settings.test_clock)
         self.quota = DailyQuota(r, prefix=settings.prefix, tz=settings.tz)
 
-    def collect(self) -> Iterator[object]:
-        stats = self.r.hgetall(self.keys.stats)
+    def collect(self) -> Iterator[Metric]:
+        # The client decodes replies (decode_responses=True): str throughout.
+        stats = cast("dict[str, str]", self.r.hgetall(self.keys.stats))
         msgs = CounterMetricFamily("dreams_messages", "Messages by sender and outcome",
                                    labels=["sender", "outcome", "code"])
         calls = CounterMetricFamily("dreams_provider_calls", "Provider HTTP calls",
@@ -70,7 +73,7 @@ class DreamsCollector(Collector):
         yield hist
         yield from self._live()
 
-    def _live(self) -> Iterator[object]:
+    def _live(self) -> Iterator[Metric]:
         balance = GaugeMetricFamily("dreams_balance", "Last balance seen by chk_balance")
         raw = self.r.get(self.keys.balance)
         if raw is not None:
@@ -93,7 +96,7 @@ class DreamsCollector(Collector):
         limit = GaugeMetricFamily("dreams_daily_limit", "Daily limit (no sample: none)",
                                   labels=["sender"])
         now = self.control.now()
-        senders = sorted(self.r.smembers(self.keys.senders))
+        senders = sorted(cast("set[str]", self.r.smembers(self.keys.senders)))  # decoded
         for sender in senders:
             for prio, stream in zip(("high", "normal"), self.keys.streams(sender), strict=True):
                 depth.add_metric([sender, prio], float(self.r.xlen(stream)))

@@ -35,8 +35,9 @@ def average_rate(sent: float, elapsed: float) -> float | None:
     return sent / elapsed
 
 
-def follow(read: Callable[[], Sequence[CampaignStatus]], *, until: Callable[[dict], bool],
-           timeout: float | None = None, out: TextIO = sys.stdout, every: float = 0.5,
+def follow(read: Callable[[], Sequence[CampaignStatus]], *,
+           until: Callable[[dict[str, float]], bool], timeout: float | None = None,
+           out: TextIO = sys.stdout, every: float = 0.5,
            started: float | None = None) -> dict[str, float]:
     """Redraw the bar until `until(totals)` holds; returns the last totals, plus
     `elapsed` (s since `started`, a `time.monotonic()`, default now) and `rate`.

@@ -344,10 +344,10 @@ class DreamsClient:
         message: str,
         sender: str,
         *,
-        is_calander: int | None = None,
+        is_calander: int | str | None = None,
         calander_date: str | None = None,
         calander_time: str | None = None,
-        reminder: int | None = None,
+        reminder: int | str | None = None,
         reminder_text: str | None = None,
         location_url: str | None = None,
     ) -> SendResult:
@@ -355,6 +355,8 @@ class DreamsClient:
 
         The option names keep the provider's spelling. They are checked here,
         before any request, so a typo never costs a (possibly billed) call.
+        Form values are accepted too (`is_calander="1"`, `reminder="15"`): the
+        drain passes a queued job's options as `check_options` stored them.
         """
         options = check_options({
             "is_calander": is_calander,

@@ -137,9 +137,9 @@ def parse_balance(endpoint: str, body: Body | None) -> float:
     value = _json_field(text, "balance")
     if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
         return float(value)
-    number = isinstance(value, int | float) and not isinstance(value, bool)
-    if number and math.isfinite(value) and value >= 0:  # type: ignore[arg-type]
-        return float(value)  # type: ignore[arg-type]
+    if (isinstance(value, int | float) and not isinstance(value, bool)
+            and math.isfinite(value) and value >= 0):
+        return float(value)
     raise garbled(endpoint, "expected a balance", text)
 
 

@@ -18,7 +18,6 @@ from tenacity import (
     Retrying,
     retry_if_exception,
     stop_after_attempt,
-    stop_any,
     wait_exponential_jitter,
 )
 
@@ -73,8 +72,11 @@ def retrying(
             before_attempt()
 
     def after(state: RetryCallState) -> None:
-        if on_retry is not None and state.outcome is not None and state.outcome.failed:
-            on_retry(state.outcome.exception())
+        if on_retry is None or state.outcome is None or not state.outcome.failed:
+            return
+        exc = state.outcome.exception()
+        if exc is not None:  # always, for a failed outcome
+            on_retry(exc)
 
     def pause(_: RetryCallState) -> None:
         if before_sleep is not None:
@@ -92,9 +94,15 @@ def retrying(
         seconds = asked(state)
         return seconds is not None and seconds > max_wait
 
+    out_of_attempts = stop_after_attempt(max(1, attempts))
+
+    def stop(state: RetryCallState) -> bool:
+        # stop_any() is typed for stop_base instances only, not plain callables.
+        return out_of_attempts(state) or too_long(state)
+
     return Retrying(
         retry=retry_if_exception(is_transient),
-        stop=stop_any(stop_after_attempt(max(1, attempts)), too_long),
+        stop=stop,
         wait=wait,
         before=before,
         after=after,

@@ -94,9 +94,19 @@ def _bad_number(raw: object, reason: str) -> InvalidNumber:
 # libphonenumber's own Saudi mobile pattern accepts: checked with two regexes
 # instead of a full parse, which is most of the cost of enqueueing a message.
 _PLAIN = re.compile(r"(?:\+966|00966|966|0)?(5[0-9]{8})", re.ASCII)
-_SA_MOBILE = re.compile(
-    phonenumbers.PhoneMetadata.metadata_for_region("SA").mobile.national_number_pattern,
-    re.ASCII)
+
+
+def _sa_mobile_pattern() -> str:
+    """libphonenumber's national number pattern for Saudi mobiles."""
+    meta = phonenumbers.PhoneMetadata.metadata_for_region("SA")
+    # Optional in phonenumbers' types; always present for SA in its metadata.
+    pattern = meta.mobile.national_number_pattern if meta and meta.mobile else None
+    if not pattern:
+        raise RuntimeError("phonenumbers' metadata has no Saudi mobile pattern")
+    return str(pattern)
+
+
+_SA_MOBILE = re.compile(_sa_mobile_pattern(), re.ASCII)
 
 
 def normalize_number(raw: str | int) -> str:

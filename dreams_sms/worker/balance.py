@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Protocol, cast
 
 import redis
 
@@ -14,6 +15,12 @@ from dreams_sms.queue.control import Control
 from dreams_sms.queue.keys import Keys
 
 log = logging.getLogger("dreams_sms.worker.balance")
+
+
+class BalanceSource(Protocol):
+    """Where the balance is read: `DreamsClient` in a worker."""
+
+    def balance(self) -> float: ...
 
 
 @dataclass
@@ -28,21 +35,23 @@ class BalanceResult:
 def next_batch_cost(r: redis.Redis, keys: Keys, batch_size: int) -> int:
     """Segments of the costliest sender's next batch: what the balance must cover."""
     worst = 0
-    for sender in r.smembers(keys.senders):
+    # The worker's client decodes replies (decode_responses=True): str throughout.
+    for sender in cast("set[str]", r.smembers(keys.senders)):
         cost, room = 0, batch_size
         for stream in keys.streams(sender):
-            for _, fields in r.xrange(stream, count=room):
+            entries = cast("list[tuple[str, dict[str, str]]]", r.xrange(stream, count=room))
+            for _, fields in entries:
                 cost += segments(fields.get("m", ""))
                 room -= 1
         worst = max(worst, cost)
     return worst
 
 
-def check(r: redis.Redis, keys: Keys, control: Control, client: object,
+def check(r: redis.Redis, keys: Keys, control: Control, client: BalanceSource,
           settings: Settings) -> BalanceResult:
     cost = next_batch_cost(r, keys, settings.batch_size)
     try:
-        balance = float(client.balance())  # type: ignore[attr-defined]
+        balance = float(client.balance())
     except DreamsError as exc:
         log.warning("balance check failed: %s", exc)
         return BalanceResult(None, cost, bool(control.paused()), False, str(exc))

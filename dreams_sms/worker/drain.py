@@ -47,8 +47,38 @@ UNKNOWN_STREAK = 5
 
 
 class Provider(Protocol):
+    """What the drain calls: `DreamsClient` in a worker, fakes in tests.
+
+    `send` takes a job's sendsms options as keywords (form values, as
+    `validate.check_options` made them). Results are read duck-typed: a
+    `confirmed` sequence aligned with the jobs, else all are taken as sent.
+    """
+
+    def ready(self) -> None:
+        """Have what a call needs (an OAuth token) before jobs are leased for it."""
+
     def send_multi(self, sender: str, items: Sequence[tuple[str, str]]) -> object: ...
-    def send(self, to: str, message: str, sender: str, **options: str) -> object: ...
+
+    def send(
+        self,
+        to: str,
+        message: str,
+        sender: str,
+        *,
+        is_calander: int | str | None = ...,
+        calander_date: str | None = ...,
+        calander_time: str | None = ...,
+        reminder: int | str | None = ...,
+        reminder_text: str | None = ...,
+        location_url: str | None = ...,
+    ) -> object: ...
+
+
+class RateLimiter(Protocol):
+    """The optional per-second cap (`queue.rate.Gcra`)."""
+
+    def acquire(self, cost: int) -> float:
+        """0.0 if `cost` units may go now (and they are counted), else seconds to wait."""
 
 
 class Reconciler(Protocol):
@@ -86,6 +116,15 @@ class Report:
         if self.stop:
             out["stop"] = self.stop
         return out
+
+
+@dataclass
+class _CallState:
+    """What one call's attempts share: the jobs still in it, and the last answer."""
+
+    jobs: list[Job]
+    leased: bool  # the jobs' leases are fresh: the first attempt need not take them again
+    result: object = None
 
 
 class _Budget:
@@ -127,7 +166,7 @@ class Drainer:
         quota: DailyQuota | None = None,
         control: Control | None = None,
         store: Store | None = None,
-        gcra: object | None = None,
+        gcra: RateLimiter | None = None,
         reconciler: Reconciler | None = None,
         events: Events | None = None,
         sleep: Callable[[float], None] = time.sleep,
@@ -223,17 +262,17 @@ class Drainer:
     # -- one call, its retries and its isolation calls --------------------------------
     def _call(self, sender: str, jobs: list[Job], owner: Owner, budget: _Budget,
               report: Report, *, leased: bool, isolation: bool = False) -> None:
-        state: dict = {"jobs": jobs, "leased": leased, "result": None}
+        state = _CallState(jobs, leased)
         started = time.monotonic()
 
         def attempt() -> None:
-            if not state["leased"]:
-                state["jobs"] = self._lease_again(sender, state["jobs"], owner, budget, report)
-            state["leased"] = False
-            group = state["jobs"]
+            if not state.leased:
+                state.jobs = self._lease_again(sender, state.jobs, owner, budget, report)
+            state.leased = False
+            group = state.jobs
             if not group:
                 return
-            group = state["jobs"] = self._throttle(sender, group, owner)
+            group = state.jobs = self._throttle(sender, group, owner)
             if not group:
                 return
             report.calls += 1
@@ -241,12 +280,12 @@ class Drainer:
                 report.isolation_calls += 1
             if len(group) == 1 and group[0].options:
                 j = group[0]
-                state["result"] = self.provider.send(j.to, j.text, sender, **j.options)
+                state.result = self.provider.send(j.to, j.text, sender, **j.options)
             else:
-                state["result"] = self.provider.send_multi(sender, [(j.to, j.text) for j in group])
+                state.result = self.provider.send_multi(sender, [(j.to, j.text) for j in group])
 
         def before_sleep() -> None:  # a certain refusal: not sent, so not ours to hold
-            self.leases.release(sender, owner.token, state["jobs"])
+            self.leases.release(sender, owner.token, state.jobs)
 
         policy = retrying(self.s.retry_attempts, self.s.retry_max_wait,
                           before_sleep=before_sleep,
@@ -258,11 +297,11 @@ class Drainer:
         except (ProviderError, TransportError) as exc:
             err = exc
         seconds = time.monotonic() - started
-        jobs = state["jobs"]
+        jobs = state.jobs
         if not jobs:
             return
         if err is None:
-            confirmed = getattr(state["result"], "confirmed", ()) or (True,) * len(jobs)
+            confirmed = getattr(state.result, "confirmed", ()) or (True,) * len(jobs)
             sent = [j for j, ok in zip(jobs, confirmed, strict=False) if ok]
             missing = [j for j, ok in zip(jobs, confirmed, strict=False) if not ok]
             self.events.batch(sender, len(jobs), "sent" if not missing else "partial", None,
@@ -306,9 +345,7 @@ class Drainer:
 
     def _before_call(self) -> None:
         """Renew an OAuth token before taking leases on the wire, not under them."""
-        ready = getattr(self.provider, "ready", None)
-        if callable(ready):
-            ready()
+        self.provider.ready()
 
     def _lease_again(self, sender: str, jobs: list[Job], owner: Owner, budget: _Budget,
                      report: Report) -> list[Job]:
@@ -333,13 +370,13 @@ class Drainer:
         """The optional per-second cap; jobs are not held on the wire while we wait."""
         if self.gcra is None:
             return jobs
-        wait = self.gcra.acquire(len(jobs))  # type: ignore[attr-defined]
+        wait = self.gcra.acquire(len(jobs))
         if wait <= 0:
             return jobs
         self.leases.release(sender, owner.token, jobs)
         while wait > 0:
             self.sleep(min(wait, 1.0))
-            wait = self.gcra.acquire(len(jobs))  # type: ignore[attr-defined]
+            wait = self.gcra.acquire(len(jobs))
         mine, _ = self.leases.retake(sender, owner.token, jobs)
         return mine
 
@@ -400,8 +437,8 @@ class Drainer:
 
     def _pause_all(self, reason: str, code: int | str | None, detail: str,
                    report: Report) -> None:
-        self.control.pause(reason=reason, code=code, by=self.consumer)  # type: ignore[arg-type]
-        self.events.alert(reason, code, detail)  # type: ignore[arg-type]
+        self.control.pause(reason=reason, code=code, by=self.consumer)
+        self.events.alert(reason, code, detail)
         report.stop = "paused"
 
     def _act(self, sender: str, jobs: list[Job], err: ProviderError | TransportError,

@@ -28,7 +28,7 @@ class Events:
     def retry(self, sender: str, exc: BaseException) -> None:
         log.warning("retry sender=%s error=%s", sender, exc)
 
-    def alert(self, reason: str, code: int | None, detail: str) -> None:
+    def alert(self, reason: str, code: int | str | None, detail: str) -> None:
         log.error("ALERT sending paused reason=%s code=%s: %s", reason, code, detail)
 
     def outcome(self, sender: str, state: str, n: int, code: str = "") -> None:
@@ -89,7 +89,7 @@ class RedisEvents(Events):
         code = getattr(exc, "code", None) or getattr(exc, "status", None) or type(exc).__name__
         self._add((f"retry|{sender}|{code}", 1))
 
-    def alert(self, reason: str, code: int | None, detail: str) -> None:
+    def alert(self, reason: str, code: int | str | None, detail: str) -> None:
         super().alert(reason, code, detail)
         self._add((f"alert|{reason}|{code}", 1))
 
