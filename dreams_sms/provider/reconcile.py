@@ -10,10 +10,19 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from typing import Protocol
 
 import requests
 
-from dreams_sms.queue.jobs import Job
+
+class Message(Protocol):
+    """What reconciling needs of a queued job (the provider wing knows no queue)."""
+
+    @property
+    def to(self) -> str: ...
+
+    @property
+    def text(self) -> str: ...
 
 
 class SandboxReconciler:
@@ -24,7 +33,8 @@ class SandboxReconciler:
         self.timeout = timeout
         self.session = session or requests.Session()
 
-    def accepted(self, sender: str, jobs: Sequence[Job], since: float) -> list[bool] | None:
+    def accepted(self, sender: str, jobs: Sequence[Message], since: float
+                 ) -> list[bool] | None:
         items = [{"to": j.to, "text": j.text} for j in jobs]
         resp = self.session.post(self.url, json={"sender": sender, "since": since, "items": items},
                                  timeout=self.timeout)
