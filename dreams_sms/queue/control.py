@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from typing import Any, cast
 
 import redis
 
@@ -39,8 +40,9 @@ class Control:
         pipe = self.r.pipeline(transaction=False)
         pipe.time()
         pipe.get(self.keys.clock)
-        (sec, usec), offset = pipe.execute()
-        return sec + usec / 1e6 + float(offset or 0.0)
+        (sec, usec), offset = pipe.execute()  # pipelined replies are untyped
+        now: float = sec + usec / 1e6 + float(offset or 0.0)
+        return now
 
     def set_clock_offset(self, seconds: float) -> None:
         self.r.set(self.keys.clock, repr(float(seconds)))
@@ -66,24 +68,27 @@ class Control:
             return bool(self.r.hdel(self.keys.pauses, reason))
         return bool(self.r.delete(self.keys.pauses))
 
-    def pauses(self) -> dict[str, dict]:
+    def pauses(self) -> dict[str, dict[str, Any]]:
         """Every reason sending is paused for, with who set it and when."""
-        return {k: json.loads(v) for k, v in self.r.hgetall(self.keys.pauses).items()}
+        # The client decodes replies (decode_responses=True): str, not bytes.
+        every = cast("dict[str, str]", self.r.hgetall(self.keys.pauses))
+        return {k: json.loads(v) for k, v in every.items()}
 
-    def paused(self, sender: str | None = None) -> dict | None:
+    def paused(self, sender: str | None = None) -> dict[str, Any] | None:
         """The weightiest reason sending is paused for `sender` (global first), or None."""
         pipe = self.r.pipeline(transaction=False)
         pipe.hgetall(self.keys.pauses)
         if sender:
             pipe.get(self.keys.sender_paused(sender))
         replies = pipe.execute()
-        every = replies[0]
+        every: dict[str, str] = replies[0]
+        info: dict[str, Any] | None = None
         if every:
             reason = min(every, key=lambda r: (PAUSE_ORDER.get(r, len(PAUSE_ORDER)), r))
-            return json.loads(every[reason])
-        if sender and replies[1]:
-            return json.loads(replies[1])
-        return None
+            info = json.loads(every[reason])
+        elif sender and replies[1]:
+            info = json.loads(replies[1])
+        return info
 
     # -- drain slots -------------------------------------------------------------
     def acquire_slots(self, sender: str, want: int, ttl: float) -> list[str]:

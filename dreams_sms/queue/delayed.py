@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import cast
 
 import redis
 
@@ -49,7 +50,9 @@ class Delayed:
         Each job moves in one step that removes it from the delayed set and adds
         it to its stream; one another beat removed first is left alone.
         """
-        due = self.r.zrangebyscore(self.keys.delayed, "-inf", now, start=0, num=limit)
+        # Members only (no scores), decoded (decode_responses=True): str.
+        due = cast("list[str]", self.r.zrangebyscore(self.keys.delayed, "-inf", now,
+                                                     start=0, num=limit))
         batches: dict[str, list[_Batch]] = defaultdict(list)
         for raw in due:
             d = json.loads(raw)

@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from datetime import time as dtime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import redis
@@ -116,7 +117,7 @@ class Leases:
         return self._taken(sender, reply)
 
     def _call_take(self, sender: str, want: int, token: str, claim_ms: int, fill: bool,
-                   object_format: bool) -> list:
+                   object_format: bool) -> list[Any]:
         est = time.time() + self._skew
         start, midnight, end = _day_window(est, self.tz)
         k = self.keys
@@ -125,20 +126,23 @@ class Leases:
         keys = [k.pauses, k.sender_paused(sender), k.clock, *k.streams(sender),
                 k.lease(sender), quota_a, closed_a, quota_b, closed_b, k.limits, k.limits_seed,
                 k.cancelled]
-        args = [GROUP, self.consumer, token, want, self.lease_ms, repr(midnight), repr(start),
-                repr(end), int(midnight) + 3600, int(end) + 3600, sender, claim_ms,
-                int(fill), int(object_format), self.test_clock]
+        args: list[str | int | float] = [
+            GROUP, self.consumer, token, want, self.lease_ms, repr(midnight), repr(start),
+            repr(end), int(midnight) + 3600, int(end) + 3600, sender, claim_ms,
+            int(fill), int(object_format), self.test_clock]
+        reply: list[Any]  # the script's reply (queue/lua/take.lua)
         try:
-            return self._take(keys=keys, args=args)
+            reply = self._take(keys=keys, args=args)
         except redis.ResponseError as exc:  # the group vanished (Redis lost its data)
             if "NOGROUP" not in str(exc):
                 raise
             self._groups.clear()
             for stream in self.keys.streams(sender):
                 ensure_group(self.r, stream, self._groups)
-            return self._take(keys=keys, args=args)
+            reply = self._take(keys=keys, args=args)
+        return reply
 
-    def _taken(self, sender: str, reply: list) -> Taken:
+    def _taken(self, sender: str, reply: list[Any]) -> Taken:
         status, now, granted, claimed = reply[0], float(reply[1]), int(reply[2]), int(reply[3])
         self._skew = now - time.time()
         out = Taken(status, now, granted, claimed)

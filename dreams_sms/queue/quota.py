@@ -16,6 +16,7 @@ from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import redis as redis_lib
+from redis.typing import EncodableT, FieldT
 
 from dreams_sms.queue import scripts
 from dreams_sms.queue.keys import Keys
@@ -104,8 +105,9 @@ class DailyQuota:
         with different environments still enforce one limit per sender (the
         last one started wins, and says so). Returns True when it changed.
         """
-        wanted = {"*": _config_value(default),
-                  **{s: _config_value(n) for s, n in per_sender.items()}}
+        # Typed as redis-py's `mapping` parameter (a Mapping, invariant in its keys).
+        wanted: dict[FieldT, EncodableT] = {
+            "*": _config_value(default), **{s: _config_value(n) for s, n in per_sender.items()}}
         for s in per_sender:
             _check_sender(s)
         if self.redis.hgetall(self.keys.limits_seed) == wanted:

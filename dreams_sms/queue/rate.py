@@ -41,6 +41,6 @@ class Gcra:
             raise ValueError(f"cost must be >= 0, got {cost}")
         if not self.rate or cost == 0:
             return 0.0
-        args = [repr(self._interval_us), self.burst, int(cost)]
+        args: list[str | int | float] = [repr(self._interval_us), self.burst, int(cost)]
         wait_us = int(self._script(keys=[self.key], args=args))
         return wait_us / 1_000_000

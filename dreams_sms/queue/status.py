@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import cast
 
 import redis
 
@@ -63,7 +64,9 @@ class StatusReader:
             cid, seq = split_id(message_id)
         except ValueError as exc:
             raise ValidationError(str(exc), field="message_id") from None
-        raw, total = self.r.hget(self.keys.status(cid), seq), self.r.hget(self.keys.seqs, cid)
+        # The client decodes replies (decode_responses=True): str, not bytes.
+        raw = cast("str | None", self.r.hget(self.keys.status(cid), seq))
+        total = self.r.hget(self.keys.seqs, cid)
         if raw is None and (total is None or int(seq) > int(total)):
             raise ValidationError(f"unknown message id {message_id[:60]!r}", field="message_id")
         state, detail = state_of(raw)
@@ -81,7 +84,7 @@ class StatusReader:
 
     def campaign(self, campaign: str) -> CampaignStatus:
         cid = str(campaign)
-        h = self.r.hgetall(self.keys.campaign(cid))
+        h = cast("dict[str, str]", self.r.hgetall(self.keys.campaign(cid)))  # decoded replies
         if not h:
             raise ValidationError(f"unknown campaign {cid[:60]!r}", field="campaign")
 
@@ -93,8 +96,8 @@ class StatusReader:
         done = sum(n(name) for name in cf.DONE)
         sender = h.get(cf.SENDER, "")
         # In a provider call right now: the campaign's ids among its sender's leases.
-        sending = sum(1 for mid in self.r.hkeys(self.keys.lease(sender))
-                      if mid.rpartition("-")[0] == cid) if sender else 0
+        leased = cast("list[str]", self.r.hkeys(self.keys.lease(sender))) if sender else []
+        sending = sum(1 for mid in leased if mid.rpartition("-")[0] == cid)
         deferred = n(cf.DEFERRED)
         queued = max(n(cf.TOTAL) - done - sending - deferred, 0)
         closed = False

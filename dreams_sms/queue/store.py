@@ -14,6 +14,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import redis
 
@@ -75,8 +76,8 @@ class Store:
             campaigns: dict[str, int] = {}
             keys = [self.keys.lease(sender), *self.keys.streams(sender), self.keys.held,
                     self.keys.delayed, self.keys.senders]
-            args: list[object] = [GROUP, owner.consumer, owner.token, mode, value, counter,
-                                  failure, self.ttl, f"{due:.3f}"]
+            args: list[str | int | float] = [GROUP, owner.consumer, owner.token, mode, value,
+                                             counter, failure, self.ttl, f"{due:.3f}"]
             for job in group:
                 cid = job.campaign
                 if cid not in campaigns:
@@ -106,12 +107,13 @@ class Store:
 
         Each id is settled once, whoever else runs the same command at the same time.
         """
-        raws = self.r.hmget(self.keys.held, list(ids)) if ids else []
+        # The client decodes replies (decode_responses=True): str, not bytes.
+        raws = cast("list[str | None]", self.r.hmget(self.keys.held, list(ids))) if ids else []
         jobs = [Job.unpack(raw) for raw in raws if raw]
         if not jobs:
             return 0
         keys = [self.keys.held, self.keys.senders]
-        args: list[object] = ["delivered" if delivered else "resend"]
+        args: list[str | int | float] = ["delivered" if delivered else "resend"]
         for job in jobs:
             job.first_at = job.first_at or now
             keys += [self.keys.stream(job.sender, job.high), self.keys.status(job.campaign),

@@ -101,7 +101,10 @@ class RedisTokenStore:
         self.r.set(self.key, sealed, ex=ttl)
 
     def lock(self, timeout: float = 30.0) -> redis.lock.Lock:
-        return self.r.lock(self.key + ":lock", timeout=timeout, blocking_timeout=timeout)
+        # Redis.lock is unannotated; it builds a redis.lock.Lock (no lock_class given).
+        lock: redis.lock.Lock = self.r.lock(self.key + ":lock", timeout=timeout,
+                                            blocking_timeout=timeout)
+        return lock
 
 
 class SharedTokenHolder(TokenHolder):

@@ -23,8 +23,16 @@ class Record:
 
     __slots__ = ("_accepted", "_by_sender", "_duplicates", "_journal", "_messages", "_seen", "_seq")
 
+    _accepted: Counter[str]
+    _by_sender: defaultdict[str, list[dict[str, Any]]]
+    _duplicates: int
+    _journal: TextIO | None
+    _messages: list[dict[str, Any]]
+    _seen: dict[Key, list[float]]
+    _seq: int
+
     def __init__(self, journal: str | Path | None = None):
-        self._journal: TextIO | None = None
+        self._journal = None
         self._clear()
         if journal is not None:
             self._replay(Path(journal))
@@ -113,11 +121,11 @@ class Record:
 
     def _clear(self) -> None:
         self._seq = 0
-        self._messages: list[dict[str, Any]] = []
-        self._by_sender: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
-        self._seen: dict[Key, list[float]] = {}
+        self._messages = []
+        self._by_sender = defaultdict(list)
+        self._seen = {}
         self._duplicates = 0
-        self._accepted: Counter[str] = Counter()
+        self._accepted = Counter()
 
     def _replay(self, path: Path) -> None:
         """Reload the record of a previous run: what a provider accepted it remembers."""

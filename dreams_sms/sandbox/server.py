@@ -223,7 +223,8 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length else b""
 
     def _read_chunked(self) -> bytes | None:
-        chunks, total = [], 0
+        chunks: list[bytes] = []
+        total = 0
         while True:
             size = int(self.rfile.readline(65537).split(b";")[0].strip() or b"0", 16)
             if size == 0:
@@ -390,7 +391,7 @@ def _admin_balance(s: Sandbox, d: dict[str, Any]) -> Any:
 def _admin_senders(s: Sandbox, d: dict[str, Any]) -> Any:
     extra = {"daily_limit": d["daily_limit"]} if "daily_limit" in d else {}
     return s.set_sender(
-        d.get("sender"), user=d.get("user", "demo"), status=d.get("status"), **extra
+        d.get("sender", ""), user=d.get("user", "demo"), status=d.get("status"), **extra
     )
 
 
@@ -423,7 +424,7 @@ _ADMIN_POST: dict[tuple[str, str], Callable[[Sandbox, dict[str, Any]], Any]] = {
         "refused": s.refuse(d.get("numbers"), clear=bool(d.get("clear")))
     },
     ("POST", "clock"): lambda s, d: {"offset_s": s.set_clock(d.get("offset_s", 0))},
-    ("POST", "token_ttl"): lambda s, d: {"seconds": s.set_token_ttl(d.get("seconds"))},
+    ("POST", "token_ttl"): lambda s, d: {"seconds": s.set_token_ttl(d.get("seconds", 0))},
     ("POST", "lookup"): lambda s, d: {
         "accepted": s.lookup(d.get("sender", ""), d.get("since", 0), d.get("items", []))
     },

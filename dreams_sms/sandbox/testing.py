@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
+from urllib.parse import quote
 
 import requests
 
@@ -41,13 +42,13 @@ class SandboxAdmin:
     def __repr__(self) -> str:
         return f"SandboxAdmin(url={self.url!r})"
 
-    def _get(self, route: str, **params: Any) -> Any:
+    def _get(self, route: str, **params: Any) -> dict[str, Any]:
         response = self.session.get(
             f"{self.url}/_sandbox/{route}", params=params, timeout=self.timeout
         )
         return _json(response)
 
-    def _post(self, route: str, body: Mapping[str, Any]) -> Any:
+    def _post(self, route: str, body: Mapping[str, Any]) -> dict[str, Any]:
         response = self.session.post(
             f"{self.url}/_sandbox/{route}", json=dict(body), timeout=self.timeout
         )
@@ -58,7 +59,7 @@ class SandboxAdmin:
 
     def account(self, user: str) -> dict[str, Any]:
         """Includes secret_key and activation_code."""
-        return self._get(f"accounts/{requests.utils.quote(user, safe='')}")
+        return self._get(f"accounts/{quote(user, safe='')}")
 
     def messages(self, sender: str | None = None, *, page: int = 10_000) -> list[dict[str, Any]]:
         """Every accepted message (optionally of one sender), oldest first."""
@@ -83,10 +84,10 @@ class SandboxAdmin:
         self._post("reset", {})
 
     def set_balance(self, value: float, user: str = "demo") -> float:
-        return self._post("balance", {"user": user, "set": value})["balance"]
+        return cast(float, self._post("balance", {"user": user, "set": value})["balance"])
 
     def add_balance(self, value: float, user: str = "demo") -> float:
-        return self._post("balance", {"user": user, "add": value})["balance"]
+        return cast(float, self._post("balance", {"user": user, "add": value})["balance"])
 
     def sender(
         self,
@@ -116,18 +117,19 @@ class SandboxAdmin:
     def refuse(
         self, numbers: Mapping[str, int] | None = None, *, clear: bool = False
     ) -> dict[str, int]:
-        return self._post("refuse", {"numbers": dict(numbers or {}), "clear": clear})["refused"]
+        body = {"numbers": dict(numbers or {}), "clear": clear}
+        return cast("dict[str, int]", self._post("refuse", body)["refused"])
 
     def clock(self, offset_s: float) -> float:
-        return self._post("clock", {"offset_s": offset_s})["offset_s"]
+        return cast(float, self._post("clock", {"offset_s": offset_s})["offset_s"])
 
     def token_ttl(self, seconds: int) -> int:
-        return self._post("token_ttl", {"seconds": seconds})["seconds"]
+        return cast(int, self._post("token_ttl", {"seconds": seconds})["seconds"])
 
     def lookup(self, sender: str, since: float, items: Sequence[Mapping[str, str]]) -> list[int]:
         """How many times each {to, text} was accepted for `sender` since `since`."""
         body = {"sender": sender, "since": since, "items": [dict(i) for i in items]}
-        return self._post("lookup", body)["accepted"]
+        return cast("list[int]", self._post("lookup", body)["accepted"])
 
 
 class SandboxAdminError(RuntimeError):
@@ -136,14 +138,15 @@ class SandboxAdminError(RuntimeError):
         super().__init__(f"sandbox admin answered {status}: {message}")
 
 
-def _json(response: requests.Response) -> Any:
+def _json(response: requests.Response) -> dict[str, Any]:
     if response.status_code != 200:
         try:
             message = response.json().get("error", response.text)
         except ValueError:
             message = response.text[:200]
         raise SandboxAdminError(response.status_code, message)
-    return response.json()
+    # Every admin route answers with a JSON object.
+    return cast("dict[str, Any]", response.json())
 
 
 @contextmanager
