@@ -1006,3 +1006,15 @@ def test_no_seed_starts_empty() -> None:
         assert admin.state()["accounts"] == {}
         r = requests.post(f"{srv.api_url}/chk_user", data=AUTH, timeout=5)
         assert r.text == "-110"
+
+
+def test_a_signed_chunk_size_is_refused_at_once(server):
+    import socket
+    from urllib.parse import urlsplit
+
+    u = urlsplit(server.url)
+    with socket.create_connection((u.hostname, u.port), timeout=5) as s:
+        s.sendall(b"POST /index.php/api/chk_user HTTP/1.1\r\nHost: x\r\n"
+                  b"Transfer-Encoding: chunked\r\n\r\n-1\r\nuser=demo\r\n")
+        answer = s.recv(200)  # without the check this waited for the client to close
+    assert answer.startswith(b"HTTP/1.") and b" 400 " in answer.split(b"\r\n")[0]

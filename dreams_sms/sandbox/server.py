@@ -226,7 +226,15 @@ class _Handler(BaseHTTPRequestHandler):
         chunks: list[bytes] = []
         total = 0
         while True:
-            size = int(self.rfile.readline(65537).split(b";")[0].strip() or b"0", 16)
+            line = self.rfile.readline(65537).split(b";")[0].strip() or b"0"
+            try:
+                size = int(line, 16) if line.isalnum() else -1  # no sign, no spaces
+            except ValueError:
+                size = -1
+            if size < 0:
+                self.close_connection = True
+                self._send(400, b"bad chunk size", "text/plain")
+                return None
             if size == 0:
                 while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
                     pass
