@@ -102,11 +102,9 @@ class Control:
 
     def refresh_slot(self, sender: str, token: str, ttl: float) -> bool:
         """Keep a chain's slot; False when it expired (a new chain may own it)."""
-        key = self.keys.drains(sender)
-        if self.r.zscore(key, token) is None:
-            return False
-        self.r.zadd(key, {token: (time.time() + ttl) * 1000}, xx=True)
-        return True
+        # One command: XX never adds a slot back, CH counts the one it moved on.
+        until = (time.time() + ttl) * 1000
+        return bool(self.r.zadd(self.keys.drains(sender), {token: until}, xx=True, ch=True))
 
     def release_slot(self, sender: str, token: str) -> None:
         self.r.zrem(self.keys.drains(sender), token)

@@ -11,6 +11,7 @@ sleep and publishing passed in, so it is tested without Celery.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,10 +44,17 @@ class Chain:
     def run(self, sender: str, token: str) -> dict[str, object]:
         """Drain `sender` for up to `budget` seconds; a summary for Flower."""
         name = f"slot:{sender}:{token}"
-        self.drainer.heartbeat.every(
-            name, lambda: self.control.refresh_slot(sender, token, self.slot_ttl))
+        lost = threading.Event()
+
+        def refresh() -> None:
+            if not self.control.refresh_slot(sender, token, self.slot_ttl):
+                lost.set()
+
+        # The heartbeat keeps the slot as long as the link runs, however long a call
+        # takes; the loop only looks at what it found (no round trip per pass).
+        self.drainer.heartbeat.every(name, refresh)
         try:
-            return self._loop(sender, token)
+            return self._loop(sender, token, lost)
         finally:
             self.drainer.heartbeat.forget(name)
             try:
@@ -55,18 +63,20 @@ class Chain:
                 log.warning("could not hand back entries of %s: %s", sender, exc)
             self.drainer.events.flush()
 
-    def _loop(self, sender: str, token: str) -> dict[str, object]:
+    def _loop(self, sender: str, token: str, lost: threading.Event) -> dict[str, object]:
         deadline = self.clock() + self.budget
         total = Report()
         down_since: float | None = None
-        refreshed = float("-inf")
+        checked = False
         while True:
             try:
-                if self.clock() - refreshed >= 1.0:
+                if not checked:  # once per link: the slot may have lapsed while queued
                     if not self.control.refresh_slot(sender, token, self.slot_ttl):
-                        total.stop = "slot-lost"  # a newer chain owns it
-                        return total.summary(sender)
-                    refreshed = self.clock()
+                        lost.set()
+                    checked = True
+                if lost.is_set():
+                    total.stop = "slot-lost"  # a newer chain owns it
+                    return total.summary(sender)
                 report = self.drainer.drain_once(sender)
             except _REDIS_DOWN as exc:
                 # Redis restarting: hold the chain instead of dropping it; whatever
