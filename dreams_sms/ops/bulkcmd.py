@@ -245,8 +245,10 @@ def _num(x: float) -> str:
 
 
 def _stdin_is_tty() -> bool:
-    stream = click.get_text_stream("stdin")
-    return bool(getattr(stream, "isatty", lambda: False)())
+    try:  # (click.get_text_stream is deprecated from click 8.5)
+        return sys.stdin is not None and sys.stdin.isatty()
+    except (AttributeError, ValueError):  # a replaced or closed stdin
+        return False
 
 
 def _err(message: str) -> None:
