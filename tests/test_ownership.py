@@ -131,9 +131,9 @@ def test_one_message_twice_in_a_stream_is_sent_once(settings, producer):
 
 def test_slow_calls_with_two_workers_send_each_job_once(settings, producer):
     """Calls four times longer than the takeover timer; a second worker polls all along."""
-    s = settings.with_(claim_idle=0.1)
+    s = settings.with_(claim_idle=0.2)
     cid = producer.send_bulk("Dreams", [(n, f"m{i}") for i, n in enumerate(numbers(300))])
-    provider = FakeProvider(latency=0.4)
+    provider = FakeProvider(latency=0.8)
     errors: list[BaseException] = []
 
     def work(name):
