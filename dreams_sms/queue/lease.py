@@ -102,9 +102,6 @@ class Leases:
     def new_token() -> str:
         return secrets.token_hex(8)
 
-    def lease_key(self, sender: str) -> str:
-        return self.keys.lease(sender)
-
     def take(self, sender: str, want: int, token: str, *, claim_ms: int = 0, fill: bool = False,
              object_format: bool = False) -> Taken:
         for stream in self.keys.streams(sender):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -120,12 +120,3 @@ class Store:
                      self.keys.campaign(job.campaign)]
             args += [job.id, job.seq, job.pack()]
         return int(self._settle_held(keys=keys, args=args))
-
-    def unknown_ids(self, ids: Iterable[str]) -> list[str]:
-        """Those of `ids` that are not held."""
-        ids = list(ids)
-        if not ids:
-            return []
-        present = self.r.hmget(self.keys.held, ids)
-        return [i for i, raw in zip(ids, present, strict=True) if raw is None]
-
