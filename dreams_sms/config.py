@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal, NoReturn
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dreams_sms.errors import ConfigError
@@ -23,7 +23,8 @@ OnUnknown = Literal["hold", "reconcile"]
 
 #: Secrets read from the environment as they are (no `_FILE` form): variable -> field.
 SECRETS = {"DREAMS_FLOWER_AUTH": "flower_auth", "DREAMS_TOKEN": "token",
-           "DREAMS_REFRESH_TOKEN": "refresh_token"}
+           "DREAMS_REFRESH_TOKEN": "refresh_token", "REDIS_PASSWORD": "redis_password",
+           "REDIS_SENTINEL_PASSWORD": "sentinel_password"}
 
 REAL_BASE_URL = "https://www.dreams.sa/index.php/api"
 REAL_OAUTH_URL = "https://www.dreams.sa/token"
@@ -32,6 +33,52 @@ REAL_DOMAIN = "dreams.sa"
 #: Lower bounds, each with the reason it exists (shown when a value is refused).
 MIN_KEY_WINDOW = 60  # an idempotency key must outlive a retry or a redelivery
 MIN_STATUS_TTL = 86_400  # a status must outlive a day of retries and deferrals
+
+
+@dataclass(frozen=True, slots=True)
+class SentinelTarget:
+    """Where a Sentinel-managed Redis is: `sentinel://h1:26379,h2:26379/master/db`.
+
+    One URL names every sentinel and the master's service name, so the data
+    plane (redis-py), the broker (kombu) and beat (redbeat) are all told the
+    same thing; passwords come from their own secret variables, never the URL.
+    """
+
+    hosts: tuple[tuple[str, int], ...]
+    master: str
+    db: int = 0
+
+    @classmethod
+    def parse(cls, url: str) -> SentinelTarget:
+        rest = url.strip().removeprefix("sentinel://")
+        if "@" in rest:
+            raise ValueError("keeps no password: set REDIS_PASSWORD and REDIS_SENTINEL_PASSWORD")
+        hostlist, _, path = rest.partition("/")
+        parts = [p for p in path.split("/") if p]
+        if not parts or len(parts) > 2:
+            raise ValueError("must be sentinel://HOST:PORT[,HOST:PORT...]/MASTER_NAME[/DB]")
+        hosts = []
+        for item in filter(None, (h.strip() for h in hostlist.split(","))):
+            host, sep, port = item.rpartition(":")
+            if not sep:
+                host, port = item, "26379"
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"{item!r} is not HOST:PORT")
+            hosts.append((host.strip("[]"), int(port)))
+        if not hosts:
+            raise ValueError("names no sentinel")
+        if len(parts) == 2 and not parts[1].isdigit():
+            raise ValueError(f"database {parts[1]!r} is not a number")
+        return cls(tuple(hosts), parts[0], int(parts[1]) if len(parts) == 2 else 0)
+
+    def kombu_url(self, password: str = "") -> str:
+        """kombu's form: one `sentinel://` per node, `;`-separated, the db at the end.
+
+        The Redis password goes in every node's URL: kombu re-reads the URL when
+        it moves to the next sentinel and would drop one given apart (celery
+        masks it wherever it prints the URL)."""
+        auth = f":{quote(password, safe='')}@" if password else ""
+        return ";".join(f"sentinel://{auth}{h}:{p}/{self.db}" for h, p in self.hosts)
 
 
 class Secret:
@@ -99,10 +146,16 @@ class Settings:
     max_segments: int = 10  # the cap that also holds for UCS-2 (Arabic, emoji) texts
     test_clock: bool = False
     allow_eviction: bool = False
+    # Replicas that must confirm a lease (and an enqueue) before it counts;
+    # None: 1 with a Sentinel URL, 0 otherwise.
+    replica_acks: int | None = None
+    replica_timeout: float = 0.5
     # Secrets some commands need; read here like every other variable.
     flower_auth: Secret = field(default_factory=lambda: Secret(""))  # user:password
     token: Secret = field(default_factory=lambda: Secret(""))  # `token revoke`
     refresh_token: Secret = field(default_factory=lambda: Secret(""))  # `token refresh`
+    redis_password: Secret = field(default_factory=lambda: Secret(""))  # Sentinel mode
+    sentinel_password: Secret = field(default_factory=lambda: Secret(""))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -138,6 +191,20 @@ class Settings:
     @property
     def oauth_enabled(self) -> bool:
         return bool(self.client_id and self.client_secret)
+
+    @property
+    def sentinel(self) -> SentinelTarget | None:
+        """The Sentinel set `REDIS_URL` names, or None for a single Redis."""
+        if not self.redis_url.startswith("sentinel://"):
+            return None
+        return SentinelTarget.parse(self.redis_url)
+
+    @property
+    def replicas_to_confirm(self) -> int:
+        """How many replicas must hold a lease before its call goes out."""
+        if self.replica_acks is not None:
+            return self.replica_acks
+        return 1 if self.sentinel else 0
 
 
 # Environment variable -> (field, parser). The table doubles as documentation.
@@ -209,6 +276,8 @@ def _redis_url(v: str) -> str:
     v = v.strip()
     if not v.startswith(("redis://", "rediss://", "unix://", "sentinel://")):
         raise ValueError("must start with redis://, rediss://, unix:// or sentinel://")
+    if v.startswith("sentinel://"):
+        SentinelTarget.parse(v)
     return v
 
 
@@ -290,6 +359,8 @@ ENV: dict[str, tuple[str, Callable[[str], object]]] = {
     "DREAMS_MAX_SEGMENTS": ("max_segments", _segments),
     "DREAMS_TEST_CLOCK": ("test_clock", _bool),
     "DREAMS_ALLOW_EVICTION": ("allow_eviction", _bool),
+    "DREAMS_REPLICA_ACKS": ("replica_acks", _pos_int),
+    "DREAMS_REPLICA_TIMEOUT": ("replica_timeout", _above_zero),
 }
 
 
@@ -428,11 +499,15 @@ def env_table(environ: Mapping[str, str] | None = None) -> list[tuple[str, str, 
     auth = env.get("DREAMS_FLOWER_AUTH", "").strip()
     rows.append(("DREAMS_FLOWER_AUTH", auth.partition(":")[0] + ":***" if auth else "", "",
                  MEANINGS["DREAMS_FLOWER_AUTH"]))
+    for var in ("REDIS_PASSWORD", "REDIS_SENTINEL_PASSWORD"):
+        rows.append((var, "***" if env.get(var, "").strip() else "", "", MEANINGS[var]))
     return rows
 
 
 def _display(value: object) -> str:
     """A value as one would write it in the environment."""
+    if value is None:
+        return "auto"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
@@ -477,6 +552,10 @@ MEANINGS: dict[str, str] = {
     "DREAMS_MAX_TEXT_LENGTH": "characters per message",
     "DREAMS_MAX_SEGMENTS": "SMS segments per message (10: what one text may cost)",
     "DREAMS_ALLOW_EVICTION": "run on a Redis whose maxmemory-policy may evict keys (unsafe)",
+    "DREAMS_REPLICA_ACKS": "replicas that must hold a lease before its call (auto: 1 w/ Sentinel)",
+    "DREAMS_REPLICA_TIMEOUT": "seconds to wait for that confirmation (WAIT)",
     "DREAMS_TEST_CLOCK": "tests only: honour a clock offset kept in Redis",
     "DREAMS_FLOWER_AUTH": "user:password for Flower's basic auth",
+    "REDIS_PASSWORD": "password of the Redis nodes behind a sentinel:// URL",
+    "REDIS_SENTINEL_PASSWORD": "password of the sentinels themselves",
 }

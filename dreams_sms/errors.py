@@ -258,5 +258,27 @@ def _bulk_interrupted(campaign: str, committed: int | None, message: str) -> Bul
     return exc
 
 
+class NotReplicated(DreamsError):
+    """A write reached the Redis master but not the replicas required in time
+    (`DREAMS_REPLICA_ACKS`, `DREAMS_REPLICA_TIMEOUT`): a failover now could
+    forget it. Workers never send on such a lease; a producer is told its
+    message may not be kept (retry with the same `key`)."""
+
+    def __init__(self, what: str, acks: int, required: int):
+        self.acks = acks
+        self.required = required
+        super().__init__(f"{what} confirmed by {acks} of the {required} replicas required")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_not_replicated, (str(self), self.acks, self.required))
+
+
+def _not_replicated(message: str, acks: int, required: int) -> NotReplicated:
+    exc = NotReplicated.__new__(NotReplicated)
+    exc.acks, exc.required = acks, required
+    DreamsError.__init__(exc, message)
+    return exc
+
+
 class Paused(DreamsError):
     """Sending is paused (balance, account problem or an operator)."""

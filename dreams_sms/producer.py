@@ -22,10 +22,11 @@ from typing import Any, cast
 import redis
 
 from dreams_sms.config import Settings
-from dreams_sms.errors import BulkInterrupted, ValidationError
+from dreams_sms.errors import BulkInterrupted, NotReplicated, ValidationError
 from dreams_sms.provider import validate
 from dreams_sms.queue import fields as cf
 from dreams_sms.queue import scripts
+from dreams_sms.queue.connect import connect, replicas, run_confirmed
 from dreams_sms.queue.control import Control
 from dreams_sms.queue.jobs import HIGH, NORMAL, Job
 from dreams_sms.queue.keys import Keys, ensure_group
@@ -70,7 +71,10 @@ class Producer:
     def __init__(self, settings: Settings | None = None, *, r: redis.Redis | None = None,
                  app: Any = None):
         self.settings = settings or Settings.from_env()
-        self.r = r or redis.Redis.from_url(self.settings.redis_url, decode_responses=True)
+        # No automatic retry: a write retried after its reply was lost would queue
+        # twice; the caller hears of the failure instead (and may resume or reuse a key).
+        self.r = r or connect(self.settings, retry=False)
+        self._replicas = replicas(self.r, self.settings)
         if r is None:  # a client handed in is the caller's to vouch for
             check_eviction(self.r, allow=self.settings.allow_eviction)
         self.keys = Keys(self.settings.prefix)
@@ -119,12 +123,19 @@ class Producer:
         self._ensure_group(stream)
         fields = job.fields()
         fields.pop("i")
-        mid, created = self._enqueue(
-            keys=[self.keys.idem(key or "-"), self.keys.campaign(cid), stream, self.keys.senders,
-                  self.keys.delayed, self.keys.status(cid), self.keys.seqs],
-            args=["1" if key else "0", self.settings.key_window, cid, sender,
-                  due if due > now else 0, "1" if high else "0", _json(fields), f"{now:.3f}"],
-        )
+        keys = [self.keys.idem(key or "-"), self.keys.campaign(cid), stream, self.keys.senders,
+                self.keys.delayed, self.keys.status(cid), self.keys.seqs]
+        args = ["1" if key else "0", self.settings.key_window, cid, sender,
+                due if due > now else 0, "1" if high else "0", _json(fields), f"{now:.3f}"]
+        wait = self._replicas.wait_args() if self._replicas else None
+        if wait is None:
+            mid, created = self._enqueue(keys=keys, args=args)
+        else:
+            (mid, created), acks = run_confirmed(self.r, self._enqueue, keys, args, wait)
+            if acks < wait[0]:
+                raise NotReplicated(f"message {mid} (queued on the master, which a failover "
+                                    "may forget; sending again with the same key is safe)",
+                                    acks, wait[0])
         return mid, int(created)
 
     def send_bulk(self, sender: str, rows: Iterable[Any], *, campaign: str | None = None,
@@ -188,12 +199,18 @@ class Producer:
         keys = [stream, self.keys.campaign(cid), self.keys.senders, self.keys.seqs]
         sent_any = False
         todo = islice(enumerate(rows), skip, None)
+        kept = skip  # rows the replicas required confirmed (all rows without replicas)
         try:
-            for n in _pipelined(self.r, _BULK, keys, map(chunk_args, _chunks(todo, CHUNK))):
+            for n, through in _pipelined(self.r, _BULK, keys,
+                                         map(chunk_args, _chunks(todo, CHUNK)),
+                                         self._replicas.wait_args() if self._replicas else None):
                 counts["queued"] += n
+                kept = through
                 if n and not sent_any:
                     self.kick(sender)  # start sending while the rest is still being queued
                     sent_any = True
+        except NotReplicated as exc:  # on the master, maybe not after a failover
+            raise BulkInterrupted(cid, kept, exc) from exc
         except (redis.RedisError, OSError, ValueError, TypeError, UnicodeError) as exc:
             raise BulkInterrupted(cid, self._committed_rows(cid), exc) from exc
         if self.r.hget(self.keys.campaign(cid), cf.TOTAL) in (None, "0"):
@@ -300,10 +317,12 @@ def _row(row: Any) -> tuple[object, object, Mapping[str, object], str | None]:
                           field="row")
 
 
-def _pipelined(r: redis.Redis, script: str, keys: list[str],
-               arg_lists: Iterator[list[str]]) -> Iterator[int]:
+def _pipelined(r: redis.Redis, script: str, keys: list[str], arg_lists: Iterator[list[str]],
+               confirm: tuple[int, int] | None = None) -> Iterator[tuple[int, int]]:
     """Run `script` once per argument list, validating the next chunk while
-    Redis runs the previous one (send, build the next, then read)."""
+    Redis runs the previous one (send, build the next, then read). Yields
+    (jobs queued, rows read through that chunk); with `confirm`, each chunk is
+    followed by `WAIT` and a chunk the replicas did not confirm raises."""
     sha = r.script_load(script)
     try:
         conn = r.connection_pool.get_connection()
@@ -315,11 +334,11 @@ def _pipelined(r: redis.Redis, script: str, keys: list[str],
             if len(args) <= 4:
                 continue  # every row of the chunk was refused
             if pending is not None:
-                yield _reply(r, conn, sha, keys, pending)
-            conn.send_command("EVALSHA", sha, len(keys), *keys, *args)
+                yield _reply(conn, script, sha, keys, pending, confirm), int(pending[3])
+            _send(conn, sha, keys, args, confirm)
             pending = args
         if pending is not None:
-            yield _reply(r, conn, sha, keys, pending)
+            yield _reply(conn, script, sha, keys, pending, confirm), int(pending[3])
     except BaseException:
         conn.disconnect()  # a reply may still be in flight: never reuse this socket
         raise
@@ -327,13 +346,32 @@ def _pipelined(r: redis.Redis, script: str, keys: list[str],
         r.connection_pool.release(conn)
 
 
-def _reply(r: redis.Redis, conn: Any, sha: str, keys: list[str], args: list[str]) -> int:
+def _send(conn: Any, sha: str, keys: list[str], args: list[str],
+          confirm: tuple[int, int] | None) -> None:
+    conn.send_command("EVALSHA", sha, len(keys), *keys, *args)
+    if confirm is not None:
+        conn.send_command("WAIT", *confirm)
+
+
+def _reply(conn: Any, script: str, sha: str, keys: list[str], args: list[str],
+           confirm: tuple[int, int] | None, *, again: bool = True) -> int:
+    """The reply to one `_send`, loading the script once if Redis forgot it
+    (a restart, or a new master after a failover)."""
     try:
-        return int(conn.read_response())
+        n, missing = int(conn.read_response()), False
     except redis.ResponseError as exc:
-        if "NOSCRIPT" not in str(exc):
+        if "NOSCRIPT" not in str(exc) or not again:
             raise
-        return int(r.evalsha(r.script_load(_BULK), len(keys), *keys, *args))
+        n, missing = 0, True
+    acks = int(conn.read_response()) if confirm is not None else 0
+    if missing:
+        conn.send_command("SCRIPT", "LOAD", script)
+        conn.read_response()
+        _send(conn, sha, keys, args, confirm)
+        return _reply(conn, script, sha, keys, args, confirm, again=False)
+    if confirm is not None and acks < confirm[0]:
+        raise NotReplicated(f"{n} messages of a bulk chunk", acks, confirm[0])
+    return n
 
 
 def _chunks(it: Iterable[Any], size: int) -> Iterator[list[Any]]:

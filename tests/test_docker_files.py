@@ -632,7 +632,7 @@ def test_celery_app_imports_and_serves_the_queues(services: dict[str, dict]) -> 
                          text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     scheduler, prefix = out.stdout.split()
-    assert scheduler == "redbeat.RedBeatScheduler"
+    assert scheduler == "dreams_sms.worker.beat:Scheduler"  # redbeat's, riding out failovers
     # the beat healthcheck looks for redbeat's lock under this prefix
     assert prefix == "dreams:redbeat"
     assert "':redbeat:lock'" in " ".join(tokens(services["beat"]["healthcheck"]["test"]))

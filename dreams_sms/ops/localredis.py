@@ -13,6 +13,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from dreams_sms.errors import ConfigError
@@ -50,7 +51,7 @@ class LocalRedis:
 
     def __init__(self, *, port: int | None = None, appendonly: bool = False,
                  directory: str | Path | None = None, password: str | None = None,
-                 tls: bool = False):
+                 tls: bool = False, extra: Sequence[str] = ()):
         binary = shutil.which("redis-server")
         if binary is None:
             raise ConfigError(INSTALL_HINT)
@@ -63,6 +64,7 @@ class LocalRedis:
         self.appendonly = appendonly
         self.password = password
         self.tls = tls
+        self.extra = list(extra)  # more server options, e.g. --replicaof HOST PORT
         self._tmp = None if directory else tempfile.TemporaryDirectory(prefix="dreams-redis-")
         self.dir = Path(directory or self._tmp.name)  # type: ignore[union-attr]
         self.proc: subprocess.Popen[bytes] | None = None
@@ -85,7 +87,8 @@ class LocalRedis:
             "--appendfsync", "everysec",
         ]
         if self.password:
-            args += ["--requirepass", self.password]
+            args += ["--requirepass", self.password, "--masterauth", self.password]
+        args += self.extra
         if self.tls:
             _certificates(self.dir)
             args[args.index("--port") + 1] = "0"

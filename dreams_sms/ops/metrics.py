@@ -21,6 +21,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from dreams_sms.config import Settings
+from dreams_sms.queue.connect import connect
 from dreams_sms.queue.control import Control
 from dreams_sms.queue.keys import GROUP, Keys
 from dreams_sms.queue.quota import DailyQuota
@@ -120,7 +121,7 @@ class DreamsCollector(Collector):
 
 def registry(settings: Settings, r: redis.Redis | None = None) -> CollectorRegistry:
     reg = CollectorRegistry()
-    client = r or redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    client = r or connect(settings)
     reg.register(DreamsCollector(client, settings))
     return reg
 

@@ -36,7 +36,9 @@ from zoneinfo import ZoneInfo
 
 import redis
 
+from dreams_sms.errors import NotReplicated
 from dreams_sms.queue import scripts
+from dreams_sms.queue.connect import Replicas, run_confirmed
 from dreams_sms.queue.jobs import Job
 from dreams_sms.queue.keys import GROUP, Keys, ensure_group
 
@@ -67,6 +69,7 @@ class Taken:
     expired: list[Job] = field(default_factory=list)
     cancel: list[Job] = field(default_factory=list)
     paused: str = ""
+    confirmed: bool = True  # the leases reached the replicas required (always, without any)
 
 
 def _day_window(now: float, tz: ZoneInfo) -> tuple[float, float, float]:
@@ -83,7 +86,8 @@ class Leases:
     """The lease scripts for one consumer (a worker process)."""
 
     def __init__(self, r: redis.Redis, keys: Keys, consumer: str, *, tz: ZoneInfo,
-                 lease_seconds: float, test_clock: bool = False):
+                 lease_seconds: float, test_clock: bool = False,
+                 confirm: Replicas | None = None):
         self.r = r
         self.keys = keys
         self.consumer = consumer
@@ -97,6 +101,10 @@ class Leases:
         self._hand_back = r.register_script(_HAND_BACK)
         self._skew = 0.0  # Redis clock (plus test offset) minus ours
         self._groups: set[str] = set()
+        # Replicas to WAIT for: a lease a failover could forget must not be sent on.
+        self.confirm = confirm
+        self._acks = 0
+        self._need = 0
 
     @staticmethod
     def new_token() -> str:
@@ -111,7 +119,23 @@ class Leases:
             if reply[0] != "clock":
                 break
             self._skew = float(reply[1]) - time.time()
-        return self._taken(sender, reply)
+        taken = self._taken(sender, reply)
+        taken.confirmed = self._was_confirmed()
+        return taken
+
+    def _was_confirmed(self) -> bool:
+        return self._acks >= self._need
+
+    def _run(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+        """Run a lease script; with replicas required, `WAIT` for them on the same
+        connection in the same round trip (one pipeline), and note how many acked."""
+        wait = self.confirm.wait_args() if self.confirm is not None else None
+        if wait is None:
+            self._acks = self._need = 0
+            return script(keys=keys, args=args)
+        self._need = wait[0]
+        reply, self._acks = run_confirmed(self.r, script, keys, args, wait)
+        return reply
 
     def _call_take(self, sender: str, want: int, token: str, claim_ms: int, fill: bool,
                    object_format: bool) -> list[Any]:
@@ -129,14 +153,14 @@ class Leases:
             int(fill), int(object_format), self.test_clock]
         reply: list[Any]  # the script's reply (queue/lua/take.lua)
         try:
-            reply = self._take(keys=keys, args=args)
+            reply = self._run(self._take, keys, args)
         except redis.ResponseError as exc:  # the group vanished (Redis lost its data)
             if "NOGROUP" not in str(exc):
                 raise
             self._groups.clear()
             for stream in self.keys.streams(sender):
                 ensure_group(self.r, stream, self._groups)
-            reply = self._take(keys=keys, args=args)
+            reply = self._run(self._take, keys, args)
         return reply
 
     def _taken(self, sender: str, reply: list[Any]) -> Taken:
@@ -166,17 +190,23 @@ class Leases:
         return args
 
     def retake(self, sender: str, token: str, jobs: Sequence[Job]) -> tuple[list[Job], float]:
-        """Lease `jobs` again right before a call: those still ours, and their clock."""
+        """Lease `jobs` again right before a call: those still ours, and their clock.
+
+        With replicas required and not confirmed, none: the leases are freed again."""
         if not jobs:
             return [], time.time() + self._skew
-        reply = self._retake(keys=[self.keys.lease(sender), *self.keys.streams(sender),
-                                   self.keys.clock],
-                             args=[GROUP, self.consumer, token, self.lease_ms, self.test_clock,
-                                   *self._job_args(jobs)])
+        reply = self._run(self._retake,
+                          [self.keys.lease(sender), *self.keys.streams(sender), self.keys.clock],
+                          [GROUP, self.consumer, token, self.lease_ms, self.test_clock,
+                           *self._job_args(jobs)])
         now = float(reply[0])
         self._skew = now - time.time()
         mine = set(reply[1:])
-        return [j for j in jobs if j.id in mine], now
+        out = [j for j in jobs if j.id in mine]
+        if out and not self._was_confirmed():
+            self.release(sender, token, out)
+            raise NotReplicated(f"{len(out)} leases of {sender}", self._acks, self._need)
+        return out, now
 
     def renew(self, sender: str, token: str, jobs: Sequence[Job]) -> int:
         if not jobs:

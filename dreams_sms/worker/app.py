@@ -10,7 +10,7 @@ import sys
 
 from celery import Celery
 
-from dreams_sms.config import Settings
+from dreams_sms.config import SentinelTarget, Settings
 from dreams_sms.queue.keys import Keys
 
 SEND_QUEUE = "dreams.send"
@@ -22,7 +22,9 @@ BALANCE = "dreams.check_balance"
 
 def make_app(settings: Settings, *, main: str = "dreams_sms") -> Celery:
     keys = Keys(settings.prefix)
-    app = Celery(main, broker=settings.redis_url, set_as_current=False)
+    target = settings.sentinel
+    broker = target.kombu_url(settings.redis_password.reveal()) if target else settings.redis_url
+    app = Celery(main, broker=broker, set_as_current=False)
     app.conf.update(
         task_ignore_result=True,  # no result backend: no SUBSCRIBE per publish
         result_backend=None,
@@ -41,7 +43,7 @@ def make_app(settings: Settings, *, main: str = "dreams_sms") -> Celery:
         worker_hijack_root_logger=False,
         worker_send_task_events=True,
         task_send_sent_event=True,
-        beat_scheduler="redbeat.RedBeatScheduler",
+        beat_scheduler="dreams_sms.worker.beat:Scheduler",
         redbeat_key_prefix=keys.redbeat,
         redbeat_lock_timeout=30,
         beat_max_loop_interval=5,
@@ -52,7 +54,9 @@ def make_app(settings: Settings, *, main: str = "dreams_sms") -> Celery:
         },
         timezone=settings.timezone,
     )
-    if _running_beat():
+    if target is not None:
+        _sentinel_conf(app, settings, target)
+    if _running_beat() and target is None:
         # Only beat needs it; kept out of workers' conf because Celery does not
         # mask this key in `inspect conf` (Flower's worker page would show the
         # Redis password).
@@ -62,6 +66,27 @@ def make_app(settings: Settings, *, main: str = "dreams_sms") -> Celery:
         # send_events=False, so workers report nothing of them either).
         app.conf.task_send_sent_event = False
     return app
+
+
+def _sentinel_conf(app: Celery, settings: Settings, target: SentinelTarget) -> None:
+    """The broker and beat find the master through the same sentinels as the data plane.
+
+    The sentinels' password goes in options; beat's Redis client retries
+    through a failover instead of exiting.
+    """
+    sentinel_kwargs: dict[str, object] = {"socket_timeout": 1.0}
+    if settings.sentinel_password:
+        sentinel_kwargs["password"] = settings.sentinel_password.reveal()
+    app.conf.broker_transport_options.update(
+        master_name=target.master, sentinel_kwargs=sentinel_kwargs)
+    if _running_beat():
+        app.conf.redbeat_redis_url = "redis-sentinel://sentinels"
+        app.conf.redbeat_redis_options = {
+            "sentinels": list(target.hosts), "service_name": target.master, "db": target.db,
+            "password": settings.redis_password.reveal() or None,
+            "sentinel_kwargs": sentinel_kwargs, "socket_timeout": 5.0,
+            "retry_period": -1,  # ride out a failover, however long the promotion takes
+        }
 
 
 def _running_beat() -> bool:

@@ -15,6 +15,7 @@ from celery import signals
 from dreams_sms.config import Settings
 from dreams_sms.errors import ConfigError
 from dreams_sms.provider.redact import RedactingFilter
+from dreams_sms.queue.connect import connect
 from dreams_sms.queue.redis_policy import check_eviction
 from dreams_sms.worker.app import make_app
 from dreams_sms.worker.root import PerProcess
@@ -37,7 +38,7 @@ register(app, PerProcess(settings))
 @signals.beat_init.connect
 def _check_redis(**_: object) -> None:
     """Refuse to start on a Redis that may evict queued messages or quota counters."""
-    r = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    r = connect(settings)
     try:
         check_eviction(r, allow=settings.allow_eviction)
     except ConfigError as exc:

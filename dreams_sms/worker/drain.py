@@ -26,9 +26,10 @@ from typing import Protocol
 import redis
 
 from dreams_sms.config import Settings
-from dreams_sms.errors import OutcomeUnknown, ProviderError, TransportError
+from dreams_sms.errors import NotReplicated, OutcomeUnknown, ProviderError, TransportError
 from dreams_sms.provider.client import multi_slices
 from dreams_sms.provider.retry import requeue_delay, retrying
+from dreams_sms.queue.connect import replicas
 from dreams_sms.queue.control import Control
 from dreams_sms.queue.heartbeat import Heartbeat
 from dreams_sms.queue.jobs import CANCELLED, EXPIRED, FAILED, SENT, UNKNOWN, Job
@@ -185,7 +186,8 @@ class Drainer:
         self.events = events or Events()
         self.sleep = sleep
         self.leases = Leases(r, self.keys, consumer, tz=settings.tz,
-                             lease_seconds=settings.claim_idle, test_clock=settings.test_clock)
+                             lease_seconds=settings.claim_idle, test_clock=settings.test_clock,
+                             confirm=replicas(r, settings))
         self.heartbeat = Heartbeat(self.leases, interval=settings.claim_idle / 4)
         self._claim_due: dict[str, float] = {}
         self._unknown_streak = 0
@@ -224,7 +226,9 @@ class Drainer:
             self._finish(sender, taken.expired, EXPIRED, owner, report)
         if taken.unknown:
             self._ambiguous(sender, taken.unknown, owner, report)
-        if taken.send:
+        if taken.send and not taken.confirmed:
+            self._unreplicated(sender, taken, token, report)
+        elif taken.send:
             self._fit_one_call(sender, taken, token)
             budget = _Budget(self.quota, sender, taken.granted, taken.now)
             self.heartbeat.hold(sender, token, taken.send)
@@ -234,6 +238,17 @@ class Drainer:
                 self.heartbeat.drop(token)
                 budget.give_back()
         return report
+
+    def _unreplicated(self, sender: str, taken: Taken, token: str, report: Report) -> None:
+        """Leases no replica confirmed: a failover could forget them and let another
+        worker send the same jobs. Not sent; freed, the quota given back, and the
+        chain ends (the next tick tries again)."""
+        self.leases.release(sender, token, taken.send)
+        _Budget(self.quota, sender, taken.granted, taken.now).give_back()
+        log.warning("leases of %d jobs of %s not confirmed by a replica in %.1f s; "
+                    "not sent, tried again shortly", len(taken.send), sender,
+                    self.s.replica_timeout)
+        report.stop = "replication"
 
     def _fit_one_call(self, sender: str, taken: Taken, token: str) -> None:
         """A batch of long texts may exceed one call's body size: send what fits,
@@ -350,7 +365,12 @@ class Drainer:
     def _lease_again(self, sender: str, jobs: list[Job], owner: Owner, budget: _Budget,
                      report: Report) -> list[Job]:
         """Right before an attempt: what is still ours, unexpired, within today's quota."""
-        mine, now = self.leases.retake(sender, owner.token, jobs)
+        try:
+            mine, now = self.leases.retake(sender, owner.token, jobs)
+        except NotReplicated as exc:  # freed again; they go back when the chain ends
+            log.warning("%s; not sent, tried again shortly", exc)
+            report.stop = "replication"
+            return []
         if len(mine) < len(jobs):
             log.warning("%d jobs of sender %s were taken over; left to their new holder",
                         len(jobs) - len(mine), sender)

@@ -18,6 +18,7 @@ from dreams_sms.config import Settings
 from dreams_sms.provider.client import DreamsClient
 from dreams_sms.provider.oauth import OAuthClient
 from dreams_sms.provider.reconcile import SandboxReconciler
+from dreams_sms.queue.connect import connect
 from dreams_sms.queue.control import Control
 from dreams_sms.queue.delayed import Delayed
 from dreams_sms.queue.keys import Keys
@@ -44,8 +45,7 @@ class Root:
 
     @classmethod
     def build(cls, settings: Settings, *, consumer: str | None = None) -> Root:
-        r = redis.Redis.from_url(settings.redis_url, decode_responses=True,
-                                 health_check_interval=25)
+        r = connect(settings, health_check_interval=25)
         check_eviction(r, allow=settings.allow_eviction)
         keys = Keys(settings.prefix)
         control = Control(r, keys, test_clock=settings.test_clock)
