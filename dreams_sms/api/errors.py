@@ -108,8 +108,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     )
 }
 
-_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 400: "bad_request",
-               413: "too_large", 415: "unsupported_media_type"}
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "too_large",
+               415: "unsupported_media_type"}
 
 
 def _field(loc: tuple[int | str, ...] | list[int | str]) -> str | None:
@@ -143,6 +143,9 @@ def install(app: FastAPI) -> None:
 
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPException)
+        if exc.status_code == 400:  # FastAPI's "error parsing the body" (say, not UTF-8)
+            return error_response(422, "invalid", "body: not readable as JSON (UTF-8)",
+                                  "body")
         code = _HTTP_CODES.get(exc.status_code, "error")
         return error_response(exc.status_code, code, str(exc.detail), None,
                               dict(exc.headers or {}))
