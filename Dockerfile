@@ -4,6 +4,7 @@
 #   flower   dreams-sms flower --address 0.0.0.0 --port 5555
 #   sandbox  dreams-sms sandbox --host 0.0.0.0 --port 8025 --admin
 #   metrics  dreams-sms metrics --address 0.0.0.0 --port 9108
+#   api      dreams-sms serve --address 0.0.0.0 --port 8080
 # Settings come from the environment (`dreams-sms config` lists them); see
 # docker-compose.yml and .env.example.
 
@@ -56,11 +57,11 @@ USER 10001:10001
 
 # Fail the build, not the first campaign: the package imports, the CLI loads and
 # the time zone the daily limits use is available.
-RUN python -c "import zoneinfo, dreams_sms.ops.cli, dreams_sms.sandbox.server; zoneinfo.ZoneInfo('Asia/Riyadh')" \
+RUN python -c "import zoneinfo, dreams_sms.ops.cli, dreams_sms.sandbox.server, dreams_sms.api.app; zoneinfo.ZoneInfo('Asia/Riyadh')" \
     && dreams-sms --help > /dev/null
 
-# flower, sandbox, metrics (the worker and beat listen on nothing)
-EXPOSE 5555 8025 9108
+# flower, sandbox, metrics, api (the worker and beat listen on nothing)
+EXPOSE 5555 8025 9108 8080
 
 # Fits the default command: the worker answers a remote-control ping through
 # Redis. Compose gives the other roles their own checks.

@@ -26,6 +26,10 @@ It measures:
    batch over each end-to-end queue run, what the clients sent by command (Redis
    MONITOR, in one more untimed run), and worker CPU per message beside the
    direct client's;
+8. the HTTP API (`dreams-sms serve`, one uvicorn process): an NDJSON campaign
+   posted in one request beside `send_bulk` of the same rows in the same run, and
+   single `POST /v1/messages` at a fixed rate (latency percentiles, from the time
+   each request was due, so a slow answer also delays those behind it);
 
 plus the sandbox's own rate and the CPU each process used, so one can see
 what limited each run. Timed runs are repeated (`--repeat`) and the median
@@ -48,6 +52,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -92,6 +97,9 @@ FULL = {
     "concurrency": 4,
     "scale_workers": "1,2,4",
     "repeat": 3,
+    "api_rows": 100_000,
+    "api_singles": 3_000,
+    "api_rate": 200.0,
 }
 QUICK = {
     "enqueue": 2_000,
@@ -107,6 +115,9 @@ QUICK = {
     "concurrency": 2,
     "scale_workers": "1,2",
     "repeat": 1,
+    "api_rows": 2_000,
+    "api_singles": 100,
+    "api_rate": 50.0,
 }
 
 # Targets.
@@ -120,6 +131,7 @@ T_OTP_IDLE_MS = 30.0  # idle p90 <= latency + this
 T_OTP_BUSY_MS = 30.0  # during a campaign p90 <= 2 x latency + this
 OTP_PAUSE = 0.15  # s between idle OTPs: the last chain has ended
 T_NAIVE_E2E = 100.0  # x naive, at the latency
+T_API_BULK = 0.20  # HTTP NDJSON campaign x send_bulk's rate, same run
 SANDBOX_BUSY = 0.85  # cores: the sandbox is one GIL-bound process
 
 
@@ -354,6 +366,131 @@ class Results:
     otp: dict[str, Otp] = field(default_factory=dict)  # idle, campaign
     # what clients sent by command (MONITOR), its provider calls and messages
     requests: tuple[Counter[str], int, int] | None = None
+    api_bulk: Run | None = None  # an NDJSON campaign through POST /v1/campaigns
+    api_bulk_base: Run | None = None  # send_bulk of the same rows, same run
+    api_single: Otp | None = None  # POST /v1/messages at a fixed rate: ms per request
+
+
+# -- 8: the HTTP API ------------------------------------------------------------------------
+def _ndjson(n: int, tag: str) -> bytes:
+    import json
+
+    return b"".join(json.dumps({"to": to, "text": text}).encode() + b"\n"
+                    for to, text in iter_rows(n, tag))
+
+
+@contextlib.contextmanager
+def api_server(url: str, workdir: Path) -> Iterator[tuple[str, str, Proc]]:
+    """`dreams-sms serve` as its own process on a private Redis: (base URL, an API key)."""
+    from dreams_sms.api.keys import ApiKeys
+    from dreams_sms.ops.localredis import free_port
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DREAMS_", "CELERY"))}
+    env.update(REDIS_URL=url, DREAMS_API_RATE="0", PYTHONPATH=pythonpath())
+    r = redis.Redis.from_url(url, decode_responses=True)
+    _, secret = ApiKeys(r).create([SENDER], name="bench")
+    proc = Proc("api", [sys.executable, "-m", "dreams_sms", "serve", "--address", "127.0.0.1",
+                        "--port", str(port)], env, workdir / "api.log")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(requests.RequestException):
+                if requests.get(f"{base}/healthz", timeout=1).ok:
+                    break
+            if not proc.alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"dreams-sms serve did not start; see {proc.log}")
+            time.sleep(0.1)
+        yield base, secret, proc
+    finally:
+        proc.stop()
+        r.close()
+
+
+def bench_api_bulk(n: int, tag: str, workdir: Path) -> Run:
+    """One NDJSON body of n rows to POST /v1/campaigns; timed from the request to the answer."""
+    body = _ndjson(n, tag)
+    with LocalRedis() as server, api_server(server.url, workdir) as (base, secret, proc):
+        headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/x-ndjson"}
+        session = requests.Session()
+        warm_up = session.post(f"{base}/v1/campaigns?sender={SENDER}", data=_ndjson(10, "warm"),
+                               headers=headers, timeout=60)
+        warm_up.raise_for_status()
+        meter = CpuMeter({"api": [proc.pid]})
+        meter.start()
+        t0 = time.perf_counter()
+        res = session.post(f"{base}/v1/campaigns?sender={SENDER}", data=body, headers=headers,
+                           timeout=600)
+        seconds = time.perf_counter() - t0
+        cores = meter.cores()
+        res.raise_for_status()
+        queued = res.json()["queued"]
+        r = redis.Redis.from_url(server.url)
+        in_redis = sum(r.xlen(k) for k in r.scan_iter("dreams:q:*")) - 10
+        r.close()
+    if queued != n or in_redis != n:
+        raise RuntimeError(f"API queued {queued} ({in_redis} in Redis) of {n}")
+    return Run("HTTP NDJSON campaign", n, seconds, cores=cores, extra={"body_mb": len(body) / 1e6})
+
+
+def bench_api_single(count: int, rate: float, workdir: Path, threads: int = 16) -> Otp:
+    """`count` POST /v1/messages at `rate` per second; ms from each one's due time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    out = Otp("single messages", 0.0, campaign=0)
+    local = threading.local()
+    with LocalRedis() as server, api_server(server.url, workdir) as (base, secret, _):
+        headers = {"Authorization": f"Bearer {secret}"}
+
+        def post(i: int, due: float) -> tuple[float, float, int]:
+            session = getattr(local, "session", None)
+            if session is None:
+                session = local.session = requests.Session()
+            to, text = _row(i, "single")
+            start = time.perf_counter()
+            res = session.post(f"{base}/v1/messages", json={"to": to, "text": text,
+                                                            "sender": SENDER},
+                               headers=headers, timeout=60)
+            end = time.perf_counter()
+            return (end - due) * 1000, (end - start) * 1000, res.status_code
+
+        for i in range(20):  # connections, scripts, the Celery app
+            post(i, time.perf_counter())
+        t0 = time.perf_counter() + 0.05
+        with ThreadPoolExecutor(threads) as pool:
+            futures = []
+            for i in range(count):
+                due = t0 + i / rate
+                delay = due - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                futures.append(pool.submit(post, 20 + i, due))
+            results = [f.result() for f in futures]
+        out.seconds = time.perf_counter() - t0
+    bad = [code for _, _, code in results if code != 202]
+    if bad:
+        raise RuntimeError(f"{len(bad)} single messages refused: {Counter(bad)}")
+    out.ms = [due_ms for due_ms, _, _ in results]
+    out.call_ms = [call for _, call, _ in results]
+    out.campaign_rate = count / out.seconds
+    return out
+
+
+def bench_api(res: Results, a: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory(prefix="dreams-bench-api-") as tmp:
+        work = Path(tmp)
+        log(f"api: send_bulk of {a.api_rows:,} rows (streamed), then the same rows as one "
+            f"NDJSON POST /v1/campaigns, x{a.repeat}")
+        res.api_bulk_base = repeat(a.repeat, lambda k: bench_producer_enqueue(
+            a.api_rows, streamed=True, tag=f"ab{k}"))
+        res.api_bulk = repeat(a.repeat, lambda k: bench_api_bulk(a.api_rows, f"ah{k}", work))
+        log(f"  send_bulk {res.api_bulk_base.rate:,.0f} msgs/s, HTTP {res.api_bulk.rate:,.0f} "
+            f"msgs/s ({_div(res.api_bulk.rate, res.api_bulk_base.rate):.0%})")
+        log(f"api: {a.api_singles:,} POST /v1/messages at {a.api_rate:g}/s")
+        res.api_single = bench_api_single(a.api_singles, a.api_rate, work)
+        s = res.api_single
+        log(f"  p50 {s.pct(50):.1f} ms, p99 {s.pct(99):.1f} ms, {s.campaign_rate:.0f}/s achieved")
 
 
 # -- 1, 2, 5: enqueue and memory --------------------------------------------------------------
@@ -1158,6 +1295,22 @@ def render(res: Results, a: argparse.Namespace, command: str, elapsed: float) ->
                      "sandbox", "redis", "beat", "total cores",
                      "sender-side CPU us/msg", "all CPU us/msg"], cpu_body)
 
+    api_md = "(not run)"
+    if res.api_bulk and res.api_bulk_base and res.api_single:
+        b, base, s = res.api_bulk, res.api_bulk_base, res.api_single
+        r = _div(b.rate, base.rate)
+        api_md = _table(["measurement", "HTTP API", "baseline", "ratio", "target", "met"], [
+            [f"NDJSON campaign of {_n(b.n)} rows, one POST /v1/campaigns "
+             f"({b.extra.get('body_mb', 0):.1f} MB), msgs/s vs `send_bulk` of the same rows",
+             _spread(b), _spread(base), _pct(r), f">= {T_API_BULK:.0%}", _met(r >= T_API_BULK)],
+            [f"{len(s.ms):,} single POST /v1/messages at {s.campaign_rate:.0f}/s: "
+             "p50 / p90 / p99 / max ms from each one's due time",
+             f"{s.pct(50):.1f} / {s.pct(90):.1f} / {s.pct(99):.1f} / {max(s.ms):.1f}",
+             "-", "-", "(info)", "-"],
+            ["API process CPU during the campaign, cores",
+             _n(b.cores.get("api", 0), 2), "-", "-", "(info)", "-"],
+        ])
+
     otp_md = "(not run)"
     if res.otp:
         body = []
@@ -1268,6 +1421,17 @@ time from the call, and the call's own duration, are beside it.
 
 {otp_md}
 
+## HTTP API
+
+`dreams-sms serve` (one uvicorn process) on its own private Redis, no workers, the
+client in this process. The campaign body is streamed into `send_bulk` as it
+arrives (CSV/NDJSON parsing, validation, then the same pipelined chunks); the
+baseline is `send_bulk` of the same rows from an iterator, in the same run.
+Single messages: one request each (key check, rate limit, the enqueue script, the
+drain kick), sent on a fixed schedule from 16 client threads.
+
+{api_md}
+
 ## Redis traffic per provider batch
 
 Over each end-to-end queue run (the median one), from the first enqueue until every
@@ -1346,10 +1510,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--otp-idle", type=int, help="OTPs sent one at a time on an idle queue (100)")
     p.add_argument("--otp-campaign", type=int,
                    help="campaign drained while OTPs of the same sender go in (100,000)")
+    p.add_argument("--api-rows", type=int, help="rows of the HTTP NDJSON campaign (100,000)")
+    p.add_argument("--api-singles", type=int, help="single POST /v1/messages (3,000)")
+    p.add_argument("--api-rate", type=float, help="their fixed rate, per second (200)")
     p.add_argument("--repeat", type=int, help="repetitions of each timed run, median kept (3)")
     p.add_argument("--skip", default="",
                    help="comma list of parts to skip: enqueue,e2e,otp,monitor,scaling,"
-                        "million (otp and monitor run on the e2e stack)")
+                        "million,api (otp and monitor run on the e2e stack)")
     p.add_argument("--profile", type=Path, default=None, metavar="DIR",
                    help="also profile the producer (cProfile) and the workers (py-spy, if "
                         "installed) in extra, untimed runs; write the profiles to DIR")
@@ -1359,7 +1526,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
             setattr(a, key, value)
     a.scale_workers = [int(x) for x in str(a.scale_workers).split(",") if x.strip()]
     a.skip = {s.strip() for s in a.skip.split(",") if s.strip()}
-    unknown = a.skip - {"enqueue", "e2e", "otp", "monitor", "scaling", "million"}
+    unknown = a.skip - {"enqueue", "e2e", "otp", "monitor", "scaling", "million", "api"}
     if unknown:
         p.error(f"--skip: unknown parts {sorted(unknown)}")
     if not 1 <= a.batch_size <= 1000:
@@ -1404,6 +1571,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         bench_stack(res, a)
     if "scaling" not in a.skip:
         bench_scaling(res, a)
+    if "api" not in a.skip:
+        bench_api(res, a)
     if "million" not in a.skip:
         log(f"memory at scale: {a.million} messages, no workers")
         res.million = bench_producer_enqueue(a.million, streamed=True, tag="m")

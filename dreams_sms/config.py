@@ -150,6 +150,13 @@ class Settings:
     # None: 1 with a Sentinel URL, 0 otherwise.
     replica_acks: int | None = None
     replica_timeout: float = 0.5
+    # The HTTP API (`dreams-sms serve`): where it listens, what it takes, how fast.
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    api_max_body: int = 256 * 1024 * 1024  # bytes of one campaign upload (streamed)
+    api_max_request: int = 64 * 1024  # bytes of any other request body
+    api_rate: float = 50.0  # requests per second per API key (0: no limit)
+    api_burst: int = 100  # requests one key may make at once above the rate
     # Secrets some commands need; read here like every other variable.
     flower_auth: Secret = field(default_factory=lambda: Secret(""))  # user:password
     token: Secret = field(default_factory=lambda: Secret(""))  # `token revoke`
@@ -319,6 +326,20 @@ def _bool(v: str) -> bool:
     raise ValueError("must be true or false")
 
 
+def _port(v: str) -> int:
+    x = int(v)
+    if not 1 <= x <= 65535:
+        raise ValueError("must be a TCP port, 1-65535")
+    return x
+
+
+def _at_least_one(v: str) -> int:
+    x = int(v)
+    if x < 1:
+        raise ValueError("must be at least 1")
+    return x
+
+
 def _prefix(v: str) -> str:
     v = v.strip()
     if not v or not all(c.isalnum() or c in "_-." for c in v):
@@ -361,6 +382,12 @@ ENV: dict[str, tuple[str, Callable[[str], object]]] = {
     "DREAMS_ALLOW_EVICTION": ("allow_eviction", _bool),
     "DREAMS_REPLICA_ACKS": ("replica_acks", _pos_int),
     "DREAMS_REPLICA_TIMEOUT": ("replica_timeout", _above_zero),
+    "DREAMS_API_HOST": ("api_host", _str),
+    "DREAMS_API_PORT": ("api_port", _port),
+    "DREAMS_API_MAX_BODY": ("api_max_body", _at_least_one),
+    "DREAMS_API_MAX_REQUEST": ("api_max_request", _at_least_one),
+    "DREAMS_API_RATE": ("api_rate", _pos_float),
+    "DREAMS_API_BURST": ("api_burst", _at_least_one),
 }
 
 
@@ -558,4 +585,10 @@ MEANINGS: dict[str, str] = {
     "DREAMS_FLOWER_AUTH": "user:password for Flower's basic auth",
     "REDIS_PASSWORD": "password of the Redis nodes behind a sentinel:// URL",
     "REDIS_SENTINEL_PASSWORD": "password of the sentinels themselves",
+    "DREAMS_API_HOST": "address `dreams-sms serve` listens on",
+    "DREAMS_API_PORT": "port `dreams-sms serve` listens on",
+    "DREAMS_API_MAX_BODY": "bytes of one campaign upload (streamed; larger: 413)",
+    "DREAMS_API_MAX_REQUEST": "bytes of any other request body (larger: 413)",
+    "DREAMS_API_RATE": "requests per second per API key, in Redis for every replica (0: none)",
+    "DREAMS_API_BURST": "requests one API key may make at once above the rate",
 }

@@ -86,8 +86,13 @@ def test_ctrl_c_on_a_kept_stack_stops_every_process():
     import requests
 
     assert "dreams_stream_depth" in requests.get(metrics, timeout=10).text
+    api = re.search(r"^API: +(http://\S+)", text, re.M).group(1)
+    key = re.search(r"Authorization: Bearer (dsms_\S+?)'", text).group(1)
+    senders = requests.get(f"{api}/v1/senders", headers={"Authorization": f"Bearer {key}"},
+                           timeout=10).json()["senders"]
+    assert {s["name"] for s in senders} == {"Dreams", "Alerts", "Promo"}
     proc.send_signal(signal.SIGINT)
     rest = proc.communicate(timeout=60)[0]
     assert proc.returncode == 130
     assert "all processes stopped" in rest
-    assert not _listening(sandbox) and not _listening(metrics)
+    assert not _listening(sandbox) and not _listening(metrics) and not _listening(api)

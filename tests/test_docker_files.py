@@ -55,6 +55,7 @@ EXPECTED_COMMANDS = {
     "sandbox": (["dreams-sms", "sandbox", "--host", "0.0.0.0", "--port", "8025", "--admin"],
                 False),
     "metrics": (["dreams-sms", "metrics", "--address", "0.0.0.0", "--port", "9108"], False),
+    "api": (["dreams-sms", "serve", "--address", "0.0.0.0", "--port", "8080"], False),
 }
 APP_SERVICES = set(EXPECTED_COMMANDS)
 SERVICES = APP_SERVICES | {"redis", "proxy"}
@@ -499,16 +500,24 @@ def test_flower_is_not_published_and_has_auth(services: dict[str, dict]) -> None
     assert parse_env_file(ENV_EXAMPLE)[0].get("DREAMS_FLOWER_AUTH", "").count(":") == 1
 
 
-def test_proxy_publishes_flower(services: dict[str, dict]) -> None:
+def test_proxy_publishes_flower_and_the_api(services: dict[str, dict]) -> None:
     proxy = services["proxy"]
     ports = published(proxy)
-    assert len(ports) == 1
-    container_port = interpolate(ports[0], {}).rsplit(":", 1)[1]
-    assert f"listen {container_port};" in NGINX.read_text()
+    assert len(ports) == 2
+    for port in ports:
+        container_port = interpolate(port, {}).rsplit(":", 1)[1]
+        assert f"listen {container_port};" in NGINX.read_text()
     mounts = [v.split(":") for v in proxy["volumes"]]
     assert any((ROOT / src).resolve() == NGINX and dst == "/etc/nginx/nginx.conf"
                for src, dst, *_ in mounts)
     assert proxy["depends_on"]["flower"]["condition"] == "service_healthy"
+    assert proxy["depends_on"]["api"]["condition"] == "service_healthy"
+
+
+def test_the_api_scales_and_is_not_published(services: dict[str, dict]) -> None:
+    api = services["api"]
+    assert not api.get("ports") and "container_name" not in api
+    assert api["depends_on"]["redis"]["condition"] == "service_healthy"
 
 
 def test_metrics_only_on_loopback(services: dict[str, dict]) -> None:
@@ -560,7 +569,7 @@ def test_sandbox_healthcheck_matches_its_command(services: dict[str, dict]) -> N
 
 
 def test_healthchecks_use_the_right_ports(services: dict[str, dict]) -> None:
-    for name in ("flower", "metrics"):
+    for name in ("flower", "metrics", "api"):
         cmd = tokens(services[name]["command"])
         port = cmd[cmd.index("--port") + 1]
         assert f"127.0.0.1:{port}/" in " ".join(tokens(services[name]["healthcheck"]["test"]))
@@ -647,7 +656,7 @@ def test_dreams_sms_subcommands_exist(services: dict[str, dict]) -> None:
     assert isinstance(main, click.Group)
     used = [tokens(svc.get("command")) for svc in services.values()]
     used = [c for c in used if c[:1] == ["dreams-sms"]]
-    assert {c[1] for c in used} == {"flower", "sandbox", "metrics"}
+    assert {c[1] for c in used} == {"flower", "sandbox", "metrics", "serve"}
     for cmd in used:
         sub = main.commands.get(cmd[1])
         assert sub is not None, f"dreams-sms {cmd[1]} does not exist (yet)"
@@ -679,7 +688,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def local_nginx_conf(text: str, tmp: Path, port: int, upstream: str, flower: str) -> str:
+def api_upstream(services: dict[str, dict]) -> str:
+    cmd = tokens(services["api"]["command"])
+    return f"http://api:{cmd[cmd.index('--port') + 1]}"
+
+
+def local_nginx_conf(text: str, tmp: Path, port: int, upstream: str, flower: str,
+                     api_port: int, api: str) -> str:
     """deploy/nginx.conf for a run here; every change must find its line exactly once."""
     user = f"user {pwd.getpwuid(os.geteuid()).pw_name} {grp.getgrgid(os.getegid()).gr_name};"
     temp = "".join(f"\n    {kind}_temp_path {tmp / kind};"
@@ -687,9 +702,11 @@ def local_nginx_conf(text: str, tmp: Path, port: int, upstream: str, flower: str
     changes = [
         (r"(?m)^user \S+;", user),  # the image's user; here whoever runs the tests
         (r"(?m)^pid \S+;", f"pid {tmp / 'nginx.pid'};"),
-        (r"(?m)^(\s*)listen \d+;", rf"\g<1>listen 127.0.0.1:{port};"),
+        (r"(?m)^(\s*)listen 8080;", rf"\g<1>listen 127.0.0.1:{port};"),
+        (r"(?m)^(\s*)listen 8081;", rf"\g<1>listen 127.0.0.1:{api_port};"),
         (r"(?m)^http \{", "http {" + temp),
         (re.escape(flower), upstream),  # an address: no need for Docker's resolver
+        (re.escape(api), upstream),  # the same stand-in answers for the API
     ]
     if not Path("/etc/nginx/mime.types").exists():
         changes.append((r"include /etc/nginx/mime\.types;", "types {}"))
@@ -715,6 +732,19 @@ class FlowerStandIn(http.server.ThreadingHTTPServer):
                 self.end_headers()
                 self.wfile.write(body)
 
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                if self.headers.get("Transfer-Encoding") == "chunked":
+                    while (size := int(self.rfile.readline().strip() or b"0", 16)):
+                        length += len(self.rfile.read(size + 2)) - 2
+                    self.rfile.readline()
+                else:
+                    self.rfile.read(length)
+                seen.append(f"POST {self.path} {length}")
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
             def log_message(self, *args: object) -> None:
                 pass
 
@@ -726,11 +756,12 @@ class Proxy:
     port: int
     flower: FlowerStandIn
     conf: Path
+    api_port: int = 0
 
-    def get(self, uri: str) -> tuple[int, bool]:
+    def get(self, uri: str, port: int | None = None) -> tuple[int, bool]:
         """(status, whether the request reached Flower); `uri` is sent as it is."""
         before = len(self.flower.paths)
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+        conn = http.client.HTTPConnection("127.0.0.1", port or self.port, timeout=5)
         try:
             conn.request("GET", uri)
             response = conn.getresponse()
@@ -755,11 +786,12 @@ def proxy(services: dict[str, dict], tmp_path_factory) -> Iterator[Proxy]:
     tmp = tmp_path_factory.mktemp("nginx")
     flower = FlowerStandIn()
     threading.Thread(target=flower.serve_forever, args=(0.05,), daemon=True).start()
-    port = free_port()
+    port, api_port = free_port(), free_port()
     upstream = f"http://127.0.0.1:{flower.server_address[1]}"
     conf = tmp / "nginx.conf"
     conf.write_text(local_nginx_conf(NGINX.read_text(), tmp, port, upstream,
-                                     flower_upstream(services)))
+                                     flower_upstream(services), api_port,
+                                     api_upstream(services)))
     checked = nginx_test(conf, tmp)
     assert checked.returncode == 0, checked.stderr
     proc = subprocess.Popen([NGINX_BIN, "-p", str(tmp), "-e", "stderr", "-c", str(conf),
@@ -774,7 +806,7 @@ def proxy(services: dict[str, dict], tmp_path_factory) -> Iterator[Proxy]:
                     break
             assert time.monotonic() < deadline, "nginx did not listen within 10 s"
             time.sleep(0.02)
-        yield Proxy(port, flower, conf)
+        yield Proxy(port, flower, conf, api_port)
     finally:
         proc.terminate()
         proc.communicate(timeout=10)
@@ -804,6 +836,33 @@ def test_proxy_passes_the_ui_to_flower(proxy: Proxy, uri: str) -> None:
 
 def test_proxy_answers_its_own_health_itself(proxy: Proxy) -> None:
     assert proxy.get("/_proxy/health") == (200, False)
+    assert proxy.get("/_proxy/health", proxy.api_port) == (200, False)
+
+
+@pytest.mark.parametrize("uri", ["/v1/senders", "/v1/messages/c1-1", "/healthz",
+                                 "/openapi.json", "/docs"])
+def test_proxy_passes_the_api(proxy: Proxy, uri: str) -> None:
+    assert proxy.get(uri, proxy.api_port) == (200, True), uri
+
+
+def test_proxy_streams_large_uploads_to_the_api(proxy: Proxy) -> None:
+    """Past nginx's 1 MB default, chunked: the API, not the proxy, enforces its limit."""
+    body = b"to,text\n" + b"0551234567,hello\n" * 200_000  # 3.4 MB
+    conn = http.client.HTTPConnection("127.0.0.1", proxy.api_port, timeout=30)
+    try:
+        conn.request("POST", "/v1/campaigns?sender=Dreams", body=iter([body[:10], body[10:]]),
+                     headers={"Content-Type": "text/csv"}, encode_chunked=True)
+        response = conn.getresponse()
+        response.read()
+    finally:
+        conn.close()
+    assert response.status == 200
+    assert f"POST /v1/campaigns?sender=Dreams {len(body)}" in proxy.flower.paths
+
+
+def test_proxy_points_at_the_apis_port(services: dict[str, dict]) -> None:
+    assert f"set $api_upstream {api_upstream(services)};" in NGINX.read_text()
+    assert "proxy_request_buffering off;" in NGINX.read_text()
 
 
 def test_proxy_points_at_flowers_port(services: dict[str, dict]) -> None:

@@ -14,6 +14,7 @@ resumes on the next one.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import itertools
 import json
@@ -33,7 +34,9 @@ from dreams_sms.provider.validate import (
     normalize_number,
 )
 
-Format = Literal["csv", "jsonl"]
+#: "json" (one JSON array of row objects) is read only when asked for by name:
+#: a `.json` file is taken for JSON Lines, as before.
+Format = Literal["csv", "jsonl", "json"]
 
 #: A record (all its physical lines) larger than this is refused, not parsed.
 MAX_ROW_BYTES = 64 * 1024
@@ -438,6 +441,131 @@ def _read_jsonl(f: BinaryIO, max_text_length: int) -> Iterator[Row | BadRow]:
             yield _row(lines, values, max_text_length, names)
 
 
+# -------------------------------------------------------- one JSON array
+
+_JSON_CHUNK = 64 * 1024
+_WS = re.compile(r"[ \t\r\n]*")
+
+
+class _ArrayReader:
+    """A JSON array read element by element from a binary stream.
+
+    Unlike a line of JSON Lines, a broken element cannot be skipped (where
+    the next one starts is unknown), so a syntax error ends the reading with
+    one `BadRow` saying where; every element before it has been yielded.
+    """
+
+    def __init__(self, f: BinaryIO):
+        self.f = f
+        self.decode = codecs.getincrementaldecoder("utf-8-sig")()
+        self.buf = ""
+        self.pos = 0
+        self.line = 1  # the line of buf[pos]
+        self.eof = False
+
+    def more(self) -> bool:
+        """Read the next chunk; False at the end of the stream."""
+        if self.eof:
+            return False
+        chunk = self.f.read(_JSON_CHUNK)
+        if not isinstance(chunk, bytes | bytearray):
+            raise TypeError("bulk files must be opened in binary mode ('rb')")
+        self.eof = not chunk
+        text = self.decode.decode(bytes(chunk), final=self.eof)
+        self.buf = self.buf[self.pos:] + text
+        self.pos = 0
+        return True
+
+    def advance(self, to: int) -> None:
+        self.line += self.buf.count("\n", self.pos, to)
+        self.pos = to
+
+    def peek(self) -> str | None:
+        """The next character that is not white space, reading on as needed."""
+        while True:
+            m = _WS.match(self.buf, self.pos)
+            self.advance(m.end() if m else self.pos)
+            if self.pos < len(self.buf):
+                return self.buf[self.pos]
+            if not self.more():
+                return None
+
+    def value(self) -> tuple[object, str] | str:
+        """(the next JSON value, its text), or why it cannot be read."""
+        decoder = json.JSONDecoder()
+        while True:
+            try:
+                obj, end = decoder.raw_decode(self.buf, self.pos)
+                if end < len(self.buf) or self.eof or isinstance(obj, dict | list):
+                    text = self.buf[self.pos:end]
+                    self.advance(end)
+                    return obj, text
+            except json.JSONDecodeError as exc:
+                if len(self.buf) - self.pos > MAX_ROW_BYTES:
+                    return f"{_TOO_BIG} (or not valid JSON: {exc.msg})"
+                if not self.eof:
+                    self.more()
+                    continue
+                return f"not valid JSON: {exc.msg}"
+            except (ValueError, RecursionError) as exc:
+                return f"not valid JSON: {type(exc).__name__}"
+            self.more()  # a number may go on in the next chunk
+
+
+def _read_json(f: BinaryIO, max_text_length: int) -> Iterator[Row | BadRow]:
+    reader = _ArrayReader(f)
+    rest = "; the rest of the body was not read"
+    try:
+        first = reader.peek()
+        if first is None:
+            raise _header_error("the body is empty: a JSON array of row objects is expected")
+        if first != "[":
+            raise _header_error("expected a JSON array of row objects ([{...}, ...])")
+        reader.advance(reader.pos + 1)
+        index = 0
+        while True:
+            c = reader.peek()
+            if c == "]" and index == 0:
+                reader.advance(reader.pos + 1)
+                break
+            if c is None:
+                yield _bad_at(reader.line, "the array is not closed (the body ends early)", "")
+                return
+            if index:
+                if c == "]":
+                    reader.advance(reader.pos + 1)
+                    break
+                if c != ",":
+                    yield _bad_at(reader.line, "expected ',' or ']' after a row" + rest, c)
+                    return
+                reader.advance(reader.pos + 1)
+                c = reader.peek()
+            if c is None:
+                yield _bad_at(reader.line, "the array is not closed (the body ends early)", "")
+                return
+            line = reader.line
+            got = reader.value()
+            if isinstance(got, str):
+                yield _bad_at(line, got + rest, reader.buf[reader.pos:reader.pos + 80])
+                return
+            obj, text = got
+            index += 1
+            lines = [_Line(line, text, False, False)]
+            if not isinstance(obj, dict):
+                yield _bad(lines, f"expected a JSON object, got {_json_type(obj)}")
+                continue
+            values, names, problem = _json_values(obj)
+            yield _bad(lines, problem) if problem else _row(lines, values, max_text_length, names)
+        if reader.peek() is not None:
+            yield _bad_at(reader.line, "unexpected content after the array", "")
+    except UnicodeDecodeError:
+        yield _bad_at(reader.line, "not valid UTF-8" + rest, "")
+
+
+def _bad_at(line: int, reason: str, raw: str) -> BadRow:
+    return BadRow(line, reason, _printable(raw))
+
+
 def _json_values(obj: dict[str, object]) -> tuple[dict[str, object], dict[str, str], str | None]:
     """(values by canonical name, the names used, problem): aliases resolved
     and JSON types checked; the values themselves are validated later."""
@@ -518,8 +646,9 @@ def _key(value: object) -> tuple[str | None, str | None]:
 
 def _format_of(source: object, fmt: str | None) -> Format:
     if fmt is not None:
-        if fmt not in ("csv", "jsonl"):
-            raise ValidationError(f"unknown format {fmt!r}: use 'csv' or 'jsonl'", field="fmt")
+        if fmt not in ("csv", "jsonl", "json"):
+            raise ValidationError(f"unknown format {fmt!r}: use 'csv', 'jsonl' or 'json'",
+                                  field="fmt")
         return fmt  # type: ignore[return-value]
     name = source if isinstance(source, str | os.PathLike) else getattr(source, "name", None)
     if not isinstance(name, str | os.PathLike):
@@ -548,7 +677,7 @@ def read_rows(
     starts. A file object must be binary; it is left open.
     """
     kind = _format_of(source, fmt)
-    read = _read_csv if kind == "csv" else _read_jsonl
+    read = {"csv": _read_csv, "jsonl": _read_jsonl, "json": _read_json}[kind]
 
     def rows() -> Iterator[Row | BadRow]:
         if isinstance(source, str | os.PathLike):

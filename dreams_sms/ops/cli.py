@@ -668,6 +668,94 @@ def metrics(port: int, address: str) -> None:
     serve(settings, address, port)
 
 
+# -- the HTTP API ----------------------------------------------------------------------
+@main.command()
+@click.option("--address", help="default: DREAMS_API_HOST (127.0.0.1)")
+@click.option("--port", type=click.IntRange(1, 65535), help="default: DREAMS_API_PORT (8080)")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="uvicorn worker processes (or run more replicas behind a proxy)")
+def serve(address: str | None, port: int | None, workers: int) -> None:
+    """Serve the HTTP API (enqueue and status over HTTP; keys: dreams-sms keys)."""
+    import uvicorn
+
+    from dreams_sms.api.app import create_app
+
+    settings = _settings()
+    address = address or settings.api_host
+    port = port or settings.api_port
+    app = create_app(settings)  # Redis is checked here, before the port is taken
+    ensure_port_free(address, port)
+    click.echo(f"API on http://{address}:{port}  (OpenAPI: /openapi.json, docs: /docs)")
+    common: dict[str, Any] = {"host": address, "port": port, "server_header": False,
+                              "proxy_headers": True, "log_level": "info"}
+    if workers > 1:
+        uvicorn.run("dreams_sms.api.app:app_from_env", factory=True, workers=workers, **common)
+    else:
+        uvicorn.run(app, **common)
+
+
+@main.command()
+@click.option("--output", type=click.Path(dir_okay=False, writable=True),
+              help="write to this file (default: stdout)")
+def openapi(output: str | None) -> None:
+    """Print the API's OpenAPI document (docs/openapi.json is this, committed)."""
+    from dreams_sms.api.app import openapi_text
+
+    text = openapi_text()
+    if output:
+        with open(output, "w", encoding="utf-8") as f:
+            f.write(text)
+    else:
+        click.echo(text, nl=False)
+
+
+def _api_keys() -> Any:
+    from dreams_sms.api.keys import ApiKeys
+
+    s = _settings()
+    return ApiKeys(redis.Redis.from_url(s.redis_url, decode_responses=True), s.prefix)
+
+
+@main.group()
+def keys() -> None:
+    """HTTP API keys: create (the secret is shown once), list, revoke."""
+
+
+@keys.command("create")
+@click.option("--sender", "senders", multiple=True, required=True,
+              help="a sender the key may use (repeat for more)")
+@click.option("--name", default="", help="who or what the key is for")
+def keys_create(senders: tuple[str, ...], name: str) -> None:
+    """Create a key; its secret goes to stdout, once (Redis keeps only a hash)."""
+    key, secret = _api_keys().create(senders, name)
+    click.echo(f"created key {key.id}{f' ({key.name})' if key.name else ''} for "
+               f"{', '.join(key.senders)}; the secret below is shown once, keep it:", err=True)
+    click.echo(secret)
+
+
+@keys.command("list")
+def keys_list() -> None:
+    """Every key: id, name, senders, created (never a secret)."""
+    import datetime as dt
+
+    from dreams_sms.ops.progress import table
+
+    rows = [(k.id, k.name, ",".join(k.senders),
+             dt.datetime.fromtimestamp(k.created, _settings().tz).isoformat(timespec="seconds"))
+            for k in _api_keys().list()]
+    click.echo(table(rows, ("id", "name", "senders", "created")) if rows else "no API keys")
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+def keys_revoke(key_id: str) -> None:
+    """Revoke a key at once, for every API replica."""
+    if not _api_keys().revoke(key_id):
+        raise ValidationError(f"no API key {key_id[:20]!r} (see dreams-sms keys list)",
+                              field="key_id")
+    click.echo(f"revoked key {key_id}")
+
+
 @main.command("config")
 def config_cmd() -> None:
     """Every setting: its variable, the value in effect (secrets masked), default, meaning."""

@@ -1,12 +1,12 @@
 """`dreams-sms demo`: the whole system on embedded defaults, start to summary.
 
-A private Redis, the sandbox (with some -114/-118 faults), workers, beat and
-Flower; a campaign of mixed Arabic and Latin messages with a few invalid
+A private Redis, the sandbox (with some -114/-118 faults), workers, beat,
+Flower and the HTTP API; a campaign of mixed Arabic and Latin messages with a few invalid
 numbers and a low daily limit on one sender; a live bar; a summary; and
 everything stopped on exit or Ctrl-C. Addresses are printed only with
 `--keep`, when the stack stays up to be looked at (then with the metrics
-exporter and a block of exports for another shell): without it they would be
-dead a second after they are shown.
+exporter, an API key for the HTTP API and a block of exports for another
+shell): without them they would be dead a second after they are shown.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def run(opts: DemoOptions, out: TextIO = sys.stdout) -> int:
         "DREAMS_READ_TIMEOUT": "10",
     }
     stack = Stack(workers=opts.workers, concurrency=opts.concurrency, flower=opts.flower,
-                  flower_auth=opts.flower_auth, env=env, metrics=opts.keep,
+                  flower_auth=opts.flower_auth, env=env, metrics=opts.keep, api=True,
                   sandbox_args=["--error-rate", str(opts.fault_rate), "--seed", "7",
                                 "--latency-ms", str(opts.latency_ms)])
 
@@ -88,7 +88,7 @@ def run(opts: DemoOptions, out: TextIO = sys.stdout) -> int:
     old = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
     print("starting a private stack: redis, sandbox, "
           f"{opts.workers} worker(s) x {opts.concurrency}, beat"
-          + (", flower" if opts.flower else "") + (", metrics" if opts.keep else "")
+          + (", flower" if opts.flower else "") + ", api" + (", metrics" if opts.keep else "")
           + " ...", file=out, flush=True)
     try:
         stack.start()
@@ -206,6 +206,13 @@ def _print_kept(stack: Stack, opts: DemoOptions, out: TextIO) -> None:
     print(f"sandbox: {stack.sandbox_url}  (admin API: {stack.sandbox_url}/_sandbox/state)",
           file=out)
     print(f"metrics: {stack.metrics_url}  (queue depth: dreams_stream_depth)", file=out)
+    from dreams_sms.api.keys import ApiKeys
+
+    settings = Settings.from_env(env)
+    _, secret = ApiKeys(Producer(settings).r, settings.prefix).create(SENDERS, name="demo")
+    print(f"API:     {stack.api_url}  (docs: {stack.api_url}/docs; a demo key for "
+          f"{', '.join(SENDERS)}, shown once:)", file=out)
+    print(f"  curl -H 'Authorization: Bearer {secret}' {stack.api_url}/v1/senders", file=out)
     if opts.flower:
         user = opts.flower_auth.partition(":")[0]
         shown = "demo" if opts.flower_auth == "demo:demo" else "from DREAMS_FLOWER_AUTH"

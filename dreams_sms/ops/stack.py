@@ -1,4 +1,4 @@
-"""Start and stop a whole private stack: Redis, sandbox, workers, beat, Flower.
+"""Start and stop a whole private stack: Redis, sandbox, workers, beat, Flower, the API.
 
 Used by `dreams-sms demo` and by the end-to-end and chaos tests. Every process
 gets its own session so a stop (or Ctrl-C) leaves nothing behind.
@@ -70,6 +70,7 @@ class Stack:
         flower: bool = False,
         flower_auth: str = "admin:admin",
         metrics: bool = False,
+        api: bool = False,
         redis_url: str | None = None,
         redis_aof: bool = False,
         redis_password: str | None = None,
@@ -90,6 +91,9 @@ class Stack:
         self.want_metrics = metrics
         self.metrics: Proc | None = None
         self.metrics_port = free_port()
+        self.want_api = api
+        self.api: Proc | None = None
+        self.api_port = free_port()
         self.want_sandbox = sandbox
         self.sandbox_args = sandbox_args or []
         self.extra_env = dict(env or {})
@@ -120,6 +124,10 @@ class Stack:
     @property
     def metrics_url(self) -> str:
         return f"http://127.0.0.1:{self.metrics_port}/metrics"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("DREAMS_", "CELERY"))}
@@ -157,6 +165,8 @@ class Stack:
                 self.start_flower()
             if self.want_metrics:
                 self.start_metrics()
+            if self.want_api:
+                self.start_api()
             self._watcher = threading.Thread(target=self._watch, name="stack-watch", daemon=True)
             self._watcher.start()
         except BaseException:
@@ -204,6 +214,13 @@ class Stack:
         self.metrics = Proc("metrics", args, self.env(), self.dir / "metrics.log")
         _wait_http(self.metrics_url, self.metrics)
 
+    def start_api(self) -> None:
+        """`dreams-sms serve`, as deployed (its own process, uvicorn, access log on)."""
+        args = [sys.executable, "-m", "dreams_sms", "serve", "--address", "127.0.0.1",
+                "--port", str(self.api_port)]
+        self.api = Proc("api", args, self.env(), self.dir / "api.log")
+        _wait_http(f"{self.api_url}/healthz", self.api)
+
     def _watch(self) -> None:
         """Restart beat if it exits, as a process supervisor (or compose) would.
 
@@ -224,7 +241,8 @@ class Stack:
         self._stopping.set()
         if self._watcher is not None:
             self._watcher.join(timeout=5)
-        for proc in [self.metrics, self.flower, self.beat, *self.workers, self.sandbox]:
+        for proc in [self.api, self.metrics, self.flower, self.beat, *self.workers,
+                     self.sandbox]:
             if proc is not None:
                 proc.stop()
         if self.redis is not None:

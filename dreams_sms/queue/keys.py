@@ -8,7 +8,8 @@ one slot: its streams (`stream`, `streams`), `lease`, `quota`, `closed`,
 `sender_paused` and `drains`. Every other key is in a slot of its own: the
 global ones (`senders`, `delayed`, `pauses`, `limits`, `limits_seed`,
 `cancelled`, `seqs`, `held`, `clock`, `token`, `gcra`, `balance`, `stats`,
-`janitor`, `redbeat`), `idem` per key, and per campaign `campaign` and
+`janitor`, `redbeat`, `api_keys`), `idem` per key, `api_key` and `api_rate`
+per API key, and per campaign `campaign` and
 `status` (not tagged: not even the two of one campaign share a slot).
 
 Scripts within one slot: release, hand_back, reserve, refund, close, acquire,
@@ -153,6 +154,19 @@ class Keys:
     def janitor(self) -> str:
         """Set for a minute by the beat that last forgot idle consumers: one per minute."""
         return f"{self.prefix}:janitor"
+
+    def api_key(self, key_id: str) -> str:
+        """One HTTP API key: the sha256 of its secret, name, senders (never the secret)."""
+        return f"{self.prefix}:apikey:{key_id}"
+
+    @property
+    def api_keys(self) -> str:
+        """The ids of every live HTTP API key (a set), for `dreams-sms keys list`."""
+        return f"{self.prefix}:apikeys"
+
+    def api_rate(self, key_id: str) -> str:
+        """An API key's request rate (GCRA), shared by every API replica."""
+        return f"{self.prefix}:apirate:{key_id}"
 
     @property
     def redbeat(self) -> str:

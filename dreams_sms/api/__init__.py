@@ -1,0 +1,1 @@
+"""The HTTP API (`dreams-sms serve`): enqueue and read status from any language."""
