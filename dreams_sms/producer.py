@@ -26,6 +26,7 @@ from dreams_sms.errors import BulkInterrupted, NotReplicated, ValidationError
 from dreams_sms.provider import validate
 from dreams_sms.queue import fields as cf
 from dreams_sms.queue import scripts
+from dreams_sms.queue.campaigns import CampaignIndex
 from dreams_sms.queue.connect import connect, replicas, run_confirmed
 from dreams_sms.queue.control import Control
 from dreams_sms.queue.jobs import HIGH, NORMAL, Job
@@ -86,6 +87,7 @@ class Producer:
         self._groups: set[str] = set()
         self.statuses = StatusReader(self.r, self.settings, self.control)
         self.store = Store(self.r, self.keys, ttl=self.settings.status_ttl)
+        self.campaigns = CampaignIndex(self.r, self.keys)
 
     @property
     def app(self) -> Any:
@@ -124,7 +126,7 @@ class Producer:
         fields = job.fields()
         fields.pop("i")
         keys = [self.keys.idem(key or "-"), self.keys.campaign(cid), stream, self.keys.senders,
-                self.keys.delayed, self.keys.status(cid), self.keys.seqs]
+                self.keys.delayed, self.keys.status(cid), self.keys.seqs, self.keys.campaigns]
         args = ["1" if key else "0", self.settings.key_window, cid, sender,
                 due if due > now else 0, "1" if high else "0", _json(fields), f"{now:.3f}"]
         wait = self._replicas.wait_args() if self._replicas else None
@@ -172,6 +174,9 @@ class Producer:
         self.r.hset(self.keys.campaign(cid), mapping={cf.SENDER: sender, cf.CREATED: f"{now:.3f}",
                                                       cf.ROWS: skip})
         self.r.hsetnx(self.keys.campaign(cid), cf.TOTAL, 0)
+        self.campaigns.add(cid, now)
+        # Once per import: forget listed campaigns whose hash expired since.
+        self.campaigns.prune(now - self.settings.status_ttl)
         rejected: list[tuple[int, str]] = []
         counts = {"queued": 0, "rejected": 0}
 

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import threading
 import time
-import types
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -440,32 +438,20 @@ def test_the_committed_openapi_document_is_what_the_app_serves(api):
     assert served["components"]["securitySchemes"]["ApiKey"]["scheme"] == "bearer"
 
 
-def test_the_dashboard_router_is_mounted_when_its_module_exists(r, redis_url, monkeypatch):
-    from fastapi import APIRouter
-
-    calls: list[bool] = []
-
-    def make_router(verify):
-        router = APIRouter()
-
-        @router.get("/dashboard/check")
-        def check(secret: str) -> dict:
-            calls.append(verify(secret))
-            return {"ok": calls[-1]}
-
-        return router
-
-    module = types.ModuleType("dreams_sms.api.dashboard")
-    module.make_router = make_router  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "dreams_sms.api.dashboard", module)
+def test_the_dashboard_is_served_behind_the_api_keys(r, redis_url):
     app = create_app(settings_for(redis_url), r)
     _, secret = ApiKeys(r).create(["Dreams"])
     with running_api(app) as base:
-        assert requests.get(f"{base}/dashboard/check", params={"secret": secret},
-                            timeout=10).json() == {"ok": True}
-        assert requests.get(f"{base}/dashboard/check", params={"secret": "dsms_x"},
-                            timeout=10).json() == {"ok": False}
-    assert "/dashboard/check" not in app.openapi()["paths"]
+        refused = requests.get(f"{base}/dashboard", timeout=10)
+        assert refused.status_code == 401 and "Basic" in refused.headers["WWW-Authenticate"]
+        assert requests.get(f"{base}/dashboard", auth=("ops", "dsms_x_y"),
+                            timeout=10).status_code == 401
+        page = requests.get(f"{base}/dashboard", auth=("ops", secret), timeout=10)
+        assert page.status_code == 200 and "<html" in page.text.lower()
+        assert secret not in page.text
+        data = requests.get(f"{base}/dashboard/data.json", auth=("ops", secret), timeout=10)
+        assert data.status_code == 200 and "senders" in data.json()
+    assert not any(p.startswith("/dashboard") for p in app.openapi()["paths"])
 
 
 def test_healthz_needs_no_key(api):

@@ -100,13 +100,14 @@ def repo(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def fakes(tmp_path: Path) -> Path:
-    """A bin directory put first on PATH; a redis-server 7 by default, and an nginx
-    (so that setup never installs one for real)."""
+    """A bin directory put first on PATH; a redis-server 7 by default, and an nginx and
+    a chromium (so that setup never installs one for real)."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     _executable(bin_dir / "redis-server",
                 "#!/bin/sh\necho 'Redis server v=7.0.15 sha=00000000:0 bits=64'\n")
     _executable(bin_dir / "nginx", "#!/bin/sh\necho 'nginx version: nginx/1.22.1' >&2\n")
+    _executable(bin_dir / "chromium", "#!/bin/sh\necho 'Chromium 131.0.6778.85'\n")
     return bin_dir
 
 
@@ -188,6 +189,25 @@ def test_missing_redis_that_apt_cannot_install_ends_with_one_line(repo, fakes, b
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("setup: apt-get could not install redis-server")
     assert [ln for ln in result.stderr.splitlines() if ln.startswith("setup:")] == [last]
+
+
+def test_missing_chromium_is_a_note_and_setup_goes_on(repo, fakes, bare_path):
+    (fakes / "chromium").unlink()
+    result = run_setup(repo, fakes, "--check", path=bare_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert ("note: chromium not found: the dashboard browser test will be skipped "
+            "(apt-get install chromium)") in result.stdout
+
+
+def test_chromium_is_installed_with_apt_when_missing(repo, fakes, bare_path, tmp_path):
+    (fakes / "chromium").unlink()
+    log = tmp_path / "apt.log"
+    _executable(fakes / "apt-get", f'#!/bin/sh\necho "$*" >>{log}\n')
+    _executable(fakes / "sudo", '#!/bin/sh\nexec "$@"\n')
+    result = run_setup(repo, fakes, PIP_NO_INDEX="1", path=bare_path)
+    assert "installing chromium (Debian package, for the dashboard browser test)" \
+        in result.stdout
+    assert "install -y -qq chromium" in log.read_text()
 
 
 def test_an_active_venv_without_pip_is_one_line(repo, fakes, tmp_path):

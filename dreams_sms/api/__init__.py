@@ -1,1 +1,1 @@
-"""The HTTP API (`dreams-sms serve`): enqueue and read status from any language."""
+"""The HTTP face: a REST API and a read-only dashboard, served by one process."""

@@ -8,7 +8,6 @@ pool); the campaign upload is `async` so it can stream the body.
 
 from __future__ import annotations
 
-import importlib
 import json
 from typing import Any
 
@@ -16,12 +15,14 @@ import redis
 from fastapi import FastAPI
 
 from dreams_sms.api import errors
+from dreams_sms.api.dashboard import make_router as make_dashboard
 from dreams_sms.api.keys import ApiKeys
 from dreams_sms.api.limits import BodyLimit
 from dreams_sms.api.ratelimit import RateLimits
 from dreams_sms.api.routes import Context, health_router, make_router
 from dreams_sms.config import Settings
 from dreams_sms.producer import Producer
+from dreams_sms.queue.connect import connect
 from dreams_sms.queue.redis_policy import check_eviction
 
 TITLE = "dreams-sms"
@@ -42,7 +43,7 @@ def create_app(settings: Settings | None = None, redis_client: redis.Redis | Non
     settings = settings or Settings.from_env()
     r = redis_client
     if r is None:
-        r = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+        r = connect(settings, retry=False)  # a producer: a write is never silently repeated
         check_eviction(r, allow=settings.allow_eviction)
     producer = producer or Producer(settings, r=r)
     keys = ApiKeys(r, settings.prefix)
@@ -56,24 +57,11 @@ def create_app(settings: Settings | None = None, redis_client: redis.Redis | Non
                        streamed=frozenset({UPLOAD_PATH}))
     app.include_router(health_router(ctx))
     app.include_router(make_router(ctx))
-    _mount_dashboard(app, keys)
+    # The read-only dashboard, behind the same keys (HTTP Basic, the key as password);
+    # not part of the JSON API's OpenAPI document (committed as docs/openapi.json).
+    app.include_router(make_dashboard(verify=lambda secret: keys.verify(secret) is not None,
+                                      redis=r, settings=settings), include_in_schema=False)
     return app
-
-
-def _mount_dashboard(app: FastAPI, keys: ApiKeys) -> None:
-    """THE place the dashboard (`dreams_sms/api/dashboard.py`, its own module) joins the app.
-
-    Included when the module exists; left out of the OpenAPI document, which
-    describes the JSON API only (and is committed as docs/openapi.json).
-    """
-    try:
-        dashboard = importlib.import_module("dreams_sms.api.dashboard")
-    except ModuleNotFoundError as exc:
-        if exc.name != "dreams_sms.api.dashboard":
-            raise  # the module is there but something it needs is not
-        return
-    router = dashboard.make_router(verify=lambda secret: keys.verify(secret) is not None)
-    app.include_router(router, include_in_schema=False)
 
 
 def app_from_env() -> FastAPI:

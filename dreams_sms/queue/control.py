@@ -74,6 +74,11 @@ class Control:
         every = cast("dict[str, str]", self.r.hgetall(self.keys.pauses))
         return {k: json.loads(v) for k, v in every.items()}
 
+    def sender_pause(self, sender: str) -> dict[str, Any] | None:
+        """Sender `sender`'s own pause (who set it and when), leaving global reasons aside."""
+        raw = cast("str | None", self.r.get(self.keys.sender_paused(sender)))  # decoded
+        return json.loads(raw) if raw else None
+
     def paused(self, sender: str | None = None) -> dict[str, Any] | None:
         """The weightiest reason sending is paused for `sender` (global first), or None."""
         pipe = self.r.pipeline(transaction=False)

@@ -79,3 +79,12 @@ class Delayed:
 
     def size(self) -> int:
         return self.r.zcard(self.keys.delayed)
+
+    def by_sender(self, limit: int = 10_000) -> tuple[dict[str, int], bool]:
+        """Waiting jobs per sender (retries, scheduled sends), and whether all were
+        counted: only the first `limit` by due time are read, for a status page."""
+        counts: dict[str, int] = defaultdict(int)
+        raws = cast("list[str]", self.r.zrange(self.keys.delayed, 0, limit - 1))  # decoded
+        for raw in raws:
+            counts[json.loads(raw).get("s", "")] += 1
+        return dict(counts), len(raws) < limit or self.size() <= limit

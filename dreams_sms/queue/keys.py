@@ -6,7 +6,7 @@ key it touches in KEYS (tests/test_data_model.py checks both).
 Hash slots (Redis Cluster). `{Sender}` is a hash tag, so a sender's keys share
 one slot: its streams (`stream`, `streams`), `lease`, `quota`, `closed`,
 `sender_paused` and `drains`. Every other key is in a slot of its own: the
-global ones (`senders`, `delayed`, `pauses`, `limits`, `limits_seed`,
+global ones (`senders`, `campaigns`, `delayed`, `pauses`, `limits`, `limits_seed`,
 `cancelled`, `seqs`, `held`, `clock`, `token`, `gcra`, `balance`, `stats`,
 `janitor`, `redbeat`, `api_keys`), `idem` per key, `api_key` and `api_rate`
 per API key, and per campaign `campaign` and
@@ -22,7 +22,9 @@ which a Cluster refuses; the layout stays as it is, for one Redis):
 - settle_held: held, senders, the streams of any senders, campaigns' hashes;
 - promote: delayed, senders and campaigns' hashes around one sender's streams;
 - enqueue, bulk, cancel: the sequences, campaign hashes, senders, delayed,
-  the idempotency key and cancel hash, around at most one stream.
+  the idempotency key and cancel hash (enqueue also the campaign index), around
+  at most one stream;
+- prune_campaigns: the campaign index and campaign hashes.
 """
 
 from __future__ import annotations
@@ -68,6 +70,12 @@ class Keys:
 
     def status(self, cid: str) -> str:
         return f"{self.prefix}:c:{cid}:s"
+
+    @property
+    def campaigns(self) -> str:
+        """Campaign -> when its hash was created: the listing a dashboard reads. No TTL;
+        a member whose campaign hash expired is skipped by readers and pruned later."""
+        return f"{self.prefix}:campaigns"
 
     def idem(self, key: str) -> str:
         return f"{self.prefix}:k:{key}"

@@ -102,6 +102,10 @@ class Store:
             out.append(Job.unpack(raw[1]))
         return out
 
+    def held_count(self) -> int:
+        """How many jobs wait for an operator's verdict (`dreams-sms held`)."""
+        return self.r.hlen(self.keys.held)
+
     def settle_held(self, ids: Sequence[str], *, delivered: bool, now: float) -> int:
         """An operator's verdict on held jobs: mark them sent, or send them again.
 

@@ -1,7 +1,8 @@
 -- enqueue: one message (producer.py, Producer._put): idempotency key, a sequence
 -- number, the stream or the delayed set, counters.
 -- uses: names, fields
--- KEYS: 1 idem, 2 campaign hash, 3 stream, 4 senders, 5 delayed, 6 status, 7 sequences
+-- KEYS: 1 idem, 2 campaign hash, 3 stream, 4 senders, 5 delayed, 6 status, 7 sequences,
+--       8 campaign index
 -- ARGV: 1 has_key, 2 window, 3 cid, 4 sender, 5 due (0 = now), 6 high,
 --       7 job fields as JSON (no id), 8 now (the campaign's `created`)
 -- Returns {id, 1 when queued now or 0 when the key already had it}.
@@ -25,7 +26,9 @@ else
   redis.call('XADD', KEYS[3], '*', unpack(fields(job)))
 end
 redis.call('HINCRBY', KEYS[2], CF.TOTAL, 1)
-redis.call('HSETNX', KEYS[2], CF.CREATED, ARGV[8])
+if redis.call('HSETNX', KEYS[2], CF.CREATED, ARGV[8]) == 1 then
+  redis.call('ZADD', KEYS[8], ARGV[8], ARGV[3])  -- listed from when its hash exists
+end
 redis.call('SADD', KEYS[4], ARGV[4])
 if ARGV[1] == '1' then redis.call('SET', KEYS[1], id, 'EX', tonumber(ARGV[2])) end
 return {id, 1}
