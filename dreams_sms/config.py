@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -487,7 +488,12 @@ def _secret(env: Mapping[str, str], var: str) -> str:
 
 
 def _shown(raw: str) -> str:
+    """A refused value as an error may quote it: a URL's password masked, long ones cut."""
+    raw = _URL_PASSWORD.sub(r"\1***@", raw)
     return raw if len(raw) <= 60 else raw[:57] + "..."
+
+
+_URL_PASSWORD = re.compile(r"(://[^:/@]*:)[^@/]*@")
 
 
 def env_table(environ: Mapping[str, str] | None = None) -> list[tuple[str, str, str, str]]:

@@ -232,3 +232,10 @@ def test_worker_refuses_to_start_with_one_line_naming_the_variable():
     lines = [line for line in out.stderr.splitlines() if line.strip()]
     assert lines == ["dreams-sms: DREAMS_TIMEZONE=Mars/Olympus is invalid: "
                      "is not a known IANA time zone"]
+
+
+def test_a_refused_url_is_quoted_without_its_password():
+    with pytest.raises(ConfigError) as exc:
+        Settings.from_env({"REDIS_URL": "http://:hunter2@redis.internal:6379/0"})
+    assert "hunter2" not in str(exc.value)
+    assert "http://:***@redis.internal" in str(exc.value)
