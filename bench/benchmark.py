@@ -132,6 +132,7 @@ T_OTP_BUSY_MS = 30.0  # during a campaign p90 <= 2 x latency + this
 OTP_PAUSE = 0.15  # s between idle OTPs: the last chain has ended
 T_NAIVE_E2E = 100.0  # x naive, at the latency
 T_API_BULK = 0.20  # HTTP NDJSON campaign x send_bulk's rate, same run
+T_REPLICATED_COST = 0.10  # a lease confirmed on a replica costs at most this share
 SANDBOX_BUSY = 0.85  # cores: the sandbox is one GIL-bound process
 
 
@@ -369,6 +370,61 @@ class Results:
     api_bulk: Run | None = None  # an NDJSON campaign through POST /v1/campaigns
     api_bulk_base: Run | None = None  # send_bulk of the same rows, same run
     api_single: Otp | None = None  # POST /v1/messages at a fixed rate: ms per request
+    replicated: dict[int, Run] = field(default_factory=dict)  # replicas confirmed -> e2e run
+
+
+# -- 10: the replicated lease ------------------------------------------------------------------
+def bench_replicated(res: Results, a: argparse.Namespace) -> None:
+    """End to end with and without each lease confirmed on a replica (WAIT), on one
+    master with one replica attached in both runs, interleaved: the cost of the
+    confirmation alone."""
+    slots = a.workers * a.concurrency
+    with tempfile.TemporaryDirectory(prefix="dreams-bench-repl-") as tmp:
+        master = LocalRedis(directory=Path(tmp) / "m", appendonly=True)
+        (Path(tmp) / "m").mkdir()
+        (Path(tmp) / "r").mkdir()
+        master.start()
+        replica = LocalRedis(directory=Path(tmp) / "r", appendonly=True,
+                             extra=["--replicaof", "127.0.0.1", str(master.port)])
+        replica.start()
+        stacks: dict[int, Stack] = {}
+        try:
+            link = redis.Redis(port=replica.port, decode_responses=True)
+            deadline = time.monotonic() + 30
+            while link.info("replication").get("master_link_status") != "up":
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the replica did not sync")
+                time.sleep(0.1)
+            for acks in (1, 0):
+                env = {**stack_env(slots, a.batch_size, a.latency_ms),
+                       "DREAMS_REPLICA_ACKS": str(acks), "DREAMS_PREFIX": f"repl{acks}"}
+                stacks[acks] = Stack(workers=a.workers, concurrency=a.concurrency,
+                                     redis_url=master.url, env=env).start()
+            parts = {}
+            for acks, stack in stacks.items():
+                admin = SandboxAdmin(stack.sandbox_url, timeout=30)
+                producer = Producer(Settings.from_env(stack.env()))
+                warm(admin, lambda d, p=producer: p.send_bulk(SENDER, d),
+                     2 * slots * a.batch_size, stack)
+                parts[acks] = (stack, producer, admin)
+            runs: dict[int, list[Run]] = {1: [], 0: []}
+            for k in range(a.repeat):
+                for acks in (1, 0):
+                    stack, producer, admin = parts[acks]
+                    log(f"end to end, lease confirmed on {acks} replicas, {a.e2e} messages "
+                        f"at {a.latency_ms:g} ms ({k + 1}/{a.repeat})")
+                    runs[acks].append(run_e2e(stack, producer, admin, a.e2e, a.latency_ms,
+                                              f"r{acks}-{k}", slots, a.batch_size))
+                    log(f"  {runs[acks][-1].rate:,.0f} msgs/s")
+            res.replicated = {acks: median(r) for acks, r in runs.items()}
+            for _, producer, _ in parts.values():
+                producer.r.close()
+        finally:
+            for stack in stacks.values():
+                stack.stop()
+            replica.close()
+            master.close()
+
 
 
 # -- 8: the HTTP API ------------------------------------------------------------------------
@@ -1311,6 +1367,21 @@ def render(res: Results, a: argparse.Namespace, command: str, elapsed: float) ->
              _n(b.cores.get("api", 0), 2), "-", "-", "(info)", "-"],
         ])
 
+    repl_md = "(not run)"
+    if res.replicated:
+        on, off = res.replicated[1], res.replicated[0]
+        r = _div(on.rate, off.rate)
+        repl_md = _table(["measurement", "lease confirmed on a replica", "not confirmed",
+                          "ratio", "target", "met"], [
+            [f"end to end @{lat:g} ms, {_n(on.n)} messages, one master + one replica "
+             "(both runs), msgs/s", _spread(on), _spread(off), _pct(r),
+             f">= {1 - T_REPLICATED_COST:.0%}", _met(r >= 1 - T_REPLICATED_COST)],
+            ["added per provider batch (WAIT in the take's round trip), ms",
+             _n(1000 * (on.seconds / max(on.extra.get("batches", 1), 1)
+                        - off.seconds / max(off.extra.get("batches", 1), 1)) * slots, 2),
+             "-", "-", "(info)", "-"],
+        ])
+
     otp_md = "(not run)"
     if res.otp:
         body = []
@@ -1432,6 +1503,18 @@ drain kick), sent on a fixed schedule from 16 client threads.
 
 {api_md}
 
+## Replicated lease (Redis with a replica)
+
+One master with one replica attached (both with AOF), two stacks on it side by
+side (separate key prefixes, separate sandboxes at the same latency), runs
+interleaved: workers that `WAIT` for the replica to hold each lease before the
+provider call (`DREAMS_REPLICA_ACKS=1`, what a `sentinel://` URL does by
+default), and workers that do not (`DREAMS_REPLICA_ACKS=0`). The WAIT rides in
+the take script's round trip (one pipeline), so what it adds is the replica's
+acknowledgement time.
+
+{repl_md}
+
 ## Redis traffic per provider batch
 
 Over each end-to-end queue run (the median one), from the first enqueue until every
@@ -1516,7 +1599,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--repeat", type=int, help="repetitions of each timed run, median kept (3)")
     p.add_argument("--skip", default="",
                    help="comma list of parts to skip: enqueue,e2e,otp,monitor,scaling,"
-                        "million,api (otp and monitor run on the e2e stack)")
+                        "million,api,replicated (otp and monitor run on the e2e stack)")
     p.add_argument("--profile", type=Path, default=None, metavar="DIR",
                    help="also profile the producer (cProfile) and the workers (py-spy, if "
                         "installed) in extra, untimed runs; write the profiles to DIR")
@@ -1526,7 +1609,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
             setattr(a, key, value)
     a.scale_workers = [int(x) for x in str(a.scale_workers).split(",") if x.strip()]
     a.skip = {s.strip() for s in a.skip.split(",") if s.strip()}
-    unknown = a.skip - {"enqueue", "e2e", "otp", "monitor", "scaling", "million", "api"}
+    unknown = a.skip - {"enqueue", "e2e", "otp", "monitor", "scaling", "million", "api",
+                        "replicated"}
     if unknown:
         p.error(f"--skip: unknown parts {sorted(unknown)}")
     if not 1 <= a.batch_size <= 1000:
@@ -1573,6 +1657,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         bench_scaling(res, a)
     if "api" not in a.skip:
         bench_api(res, a)
+    if "replicated" not in a.skip:
+        bench_replicated(res, a)
     if "million" not in a.skip:
         log(f"memory at scale: {a.million} messages, no workers")
         res.million = bench_producer_enqueue(a.million, streamed=True, tag="m")
