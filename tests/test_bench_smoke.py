@@ -47,13 +47,15 @@ def test_quick_run_prints_and_writes_the_report(tmp_path: Path) -> None:
                    "## OTP latency at 50 ms", "## Redis traffic per provider batch",
                    "with Redis MONITOR on", "`EVALSHA lease._TAKE`",
                    "## HTTP API", "NDJSON campaign of 2,000 rows, one POST /v1/campaigns",
-                   "100 single POST /v1/messages at "):
+                   "100 single POST /v1/messages at ",
+                   "## Replicated lease (Redis with a replica)",
+                   "| end to end @50 ms, 2,000 messages, one master + one replica"):
         assert needle in proc.stdout, needle
     # every new row carries a target and a verdict (or "(info)"), whatever the figures
     for line in proc.stdout.splitlines():
         if line.startswith(("| 7. ", "| 8. ")):
             assert line.rstrip().endswith(("| **yes** |", "| **NO** |")), line
-        if line.startswith("| NDJSON campaign of "):
+        if line.startswith(("| NDJSON campaign of ", "| end to end @50 ms, 2,000 messages, one")):
             assert line.rstrip().endswith(("| **yes** |", "| **NO** |")), line
         if line.startswith("| 9. "):
             assert line.rstrip().endswith("| (info) | - |"), line
