@@ -236,3 +236,29 @@ def test_beat_waits_through_a_lost_redis_and_takes_its_lock_again(monkeypatch):
     s.lock = Lock()
     assert [s.tick() for _ in range(4)] == [beat.RETRY, beat.RETRY, beat.RETRY, 5.0]
     assert s.lock.acquired == 1
+
+
+# -- the operator's side ------------------------------------------------------------
+def test_the_cli_the_exporter_and_the_api_speak_sentinel_too(settings, cluster, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from prometheus_client import generate_latest
+
+    from dreams_sms.api.app import create_app
+    from dreams_sms.ops.metrics import registry
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DREAMS_", "REDIS_"))}
+    env.update(cluster.env())
+    Producer(settings, app=FakeApp()).send("966500000009", "hi", "Dreams")
+    for cmd in (["pause", "--sender", "Dreams"], ["status"], ["limits"], ["held"]):
+        out = subprocess.run([sys.executable, "-m", "dreams_sms", *cmd], env=env,
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, (cmd, out.stdout, out.stderr)
+        assert "pw-redis" not in out.stdout + out.stderr
+    control = Producer(settings, app=FakeApp()).control
+    assert control.sender_pause("Dreams")  # the CLI's pause reached the master
+    page = generate_latest(registry(settings)).decode()
+    assert "dreams_" in page
+    assert create_app(settings).state.ctx.producer.r.connection_pool.service_name == MASTER
