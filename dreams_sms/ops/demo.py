@@ -94,6 +94,10 @@ def run(opts: DemoOptions, out: TextIO = sys.stdout) -> int:
         stack.start()
         settings = Settings.from_env(stack.env())
         producer = Producer(settings)
+        key = _demo_key(producer)
+        print(f"API:     {stack.api_url}  (/docs; live dashboard at /dashboard: any user, the "
+              "demo key below as password; up until the demo ends)", file=out)
+        print(f"  demo API key for {', '.join(SENDERS)} (this stack only): {key}", file=out)
         admin = SandboxAdmin(stack.sandbox_url)
         balance_before = admin.state()["accounts"]["demo"]["balance"]
         started = time.monotonic()
@@ -144,7 +148,7 @@ def run(opts: DemoOptions, out: TextIO = sys.stdout) -> int:
             print(f"provider faults, retried until accepted: {faults}", file=out)
         ok = sent == record["accepted"] and record["duplicates"] == 0
         if opts.keep:
-            _print_kept(stack, opts, out)
+            _print_kept(stack, opts, key, out)
             while True:
                 time.sleep(3600)
         return 0 if ok else 1
@@ -194,7 +198,14 @@ def describe_faults(answers: Mapping[str, int]) -> str:
     return ", ".join(parts)
 
 
-def _print_kept(stack: Stack, opts: DemoOptions, out: TextIO) -> None:
+def _demo_key(producer: Producer) -> str:
+    """An API key for the demo's senders, on the demo's private Redis."""
+    from dreams_sms.api.keys import ApiKeys
+
+    return ApiKeys(producer.r, producer.settings.prefix).create(SENDERS, name="demo")[1]
+
+
+def _print_kept(stack: Stack, opts: DemoOptions, key: str, out: TextIO) -> None:
     """Addresses of the kept stack, and exports to paste into another shell."""
     env = stack.env()
     names = ("REDIS_URL", "DREAMS_BASE_URL", "DREAMS_OAUTH_URL", "DREAMS_USER",
@@ -206,13 +217,9 @@ def _print_kept(stack: Stack, opts: DemoOptions, out: TextIO) -> None:
     print(f"sandbox: {stack.sandbox_url}  (admin API: {stack.sandbox_url}/_sandbox/state)",
           file=out)
     print(f"metrics: {stack.metrics_url}  (queue depth: dreams_stream_depth)", file=out)
-    from dreams_sms.api.keys import ApiKeys
-
-    settings = Settings.from_env(env)
-    _, secret = ApiKeys(Producer(settings).r, settings.prefix).create(SENDERS, name="demo")
-    print(f"API:     {stack.api_url}  (docs: {stack.api_url}/docs; a demo key for "
-          f"{', '.join(SENDERS)}, shown once:)", file=out)
-    print(f"  curl -H 'Authorization: Bearer {secret}' {stack.api_url}/v1/senders", file=out)
+    print(f"API:     {stack.api_url}  (docs: {stack.api_url}/docs; dashboard: "
+          f"{stack.api_url}/dashboard)", file=out)
+    print(f"  curl -H 'Authorization: Bearer {key}' {stack.api_url}/v1/senders", file=out)
     if opts.flower:
         user = opts.flower_auth.partition(":")[0]
         shown = "demo" if opts.flower_auth == "demo:demo" else "from DREAMS_FLOWER_AUTH"
