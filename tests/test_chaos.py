@@ -467,3 +467,32 @@ def test_17_master_killed_while_the_replica_lags(failover):
     assert_rode_through(run)
     assert_owned(run.result(f"17. Sentinel: master SIGKILLed, replica 1.5 s behind "
                             f"({held} held)"))
+
+
+def test_18_master_frozen_then_back_as_a_replica(failover):
+    """The master stops answering (SIGSTOP) but does not die: Sentinel promotes the
+    replica; the old master wakes 8 s later, still taking writes for a moment from
+    the clients that waited on it, until the sentinels turn it into a replica."""
+    import os
+    import signal
+
+    run, sentinels = failover
+    run.admin.faults(latency_ms=50)
+    run.enqueue("Dreams", 10_000, 300_000, "frozen")
+    wait_for(lambda: run.accepted() >= 3000, 120, "3000 accepted", run.stack)
+    old = sentinels.master
+    assert old.proc is not None
+    os.kill(old.proc.pid, signal.SIGSTOP)
+    try:
+        sentinels.wait_promoted()
+        time.sleep(6)
+    finally:
+        os.kill(old.proc.pid, signal.SIGCONT)
+    SentinelSet._wait(lambda: sentinels.client(old).info("replication")["role"] == "slave",
+                      "the old master to become a replica", 60)
+    run.wait_done()
+    held = settle_held_by_record(run)
+    run.wait_done()
+    assert held <= 4 * 100, held
+    assert_rode_through(run)
+    assert_owned(run.result(f"18. Sentinel: master frozen 8 s, back as a replica ({held} held)"))

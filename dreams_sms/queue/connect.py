@@ -49,6 +49,9 @@ def connect(settings: Settings, *, retry: bool = True, **kwargs: Any) -> redis.R
     if settings.redis_password:
         kwargs.setdefault("password", settings.redis_password.reveal())
     kwargs.setdefault("socket_connect_timeout", 2.0)
+    # A master frozen (not dead) must not hang a worker: nothing here blocks on
+    # purpose, and a lease's WAIT is bounded well below this.
+    kwargs.setdefault("socket_timeout", max(5.0, 4 * settings.replica_timeout))
     sentinel = Sentinel(list(target.hosts), sentinel_kwargs=sentinel_kwargs)
     client: redis.Redis = sentinel.master_for(
         target.master, db=target.db, retry=FAILOVER_RETRY if retry else NO_RETRY, **kwargs)
