@@ -262,3 +262,27 @@ def test_the_cli_the_exporter_and_the_api_speak_sentinel_too(settings, cluster, 
     page = generate_latest(registry(settings)).decode()
     assert "dreams_" in page
     assert create_app(settings).state.ctx.producer.r.connection_pool.service_name == MASTER
+
+
+def test_the_api_answers_503_when_no_replica_kept_a_message_and_the_keyed_retry_is_safe(
+        settings, cluster):
+    import requests
+
+    from dreams_sms.api.app import create_app
+    from dreams_sms.api.keys import ApiKeys
+    from dreams_sms.api.testing import running_api
+
+    app = create_app(settings)
+    _, key = ApiKeys(connect(settings), settings.prefix).create(["Dreams"])
+    body = {"to": "966500000077", "text": "otp 77", "sender": "Dreams"}
+    headers = {"Authorization": f"Bearer {key}", "Idempotency-Key": "otp-77"}
+    with running_api(app) as base:
+        cluster.relay.freeze()
+        res = requests.post(f"{base}/v1/messages", json=body, headers=headers, timeout=10)
+        assert res.status_code == 503, res.text
+        assert res.json()["error"]["code"] == "not_replicated"
+        assert res.headers["Retry-After"] == "1" and key not in res.text
+        cluster.relay.thaw()
+        again = requests.post(f"{base}/v1/messages", json=body, headers=headers, timeout=10)
+        assert again.status_code in (200, 202), again.text
+    assert connect(settings).xlen(app.state.ctx.producer.keys.stream("Dreams", False)) == 1

@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
-from dreams_sms.errors import BulkInterrupted, DreamsError, ValidationError
+from dreams_sms.errors import BulkInterrupted, DreamsError, NotReplicated, ValidationError
 
 log = logging.getLogger("dreams_sms.api")
 
@@ -168,6 +168,13 @@ def install(app: FastAPI) -> None:
         return error_response(503, "unavailable", "the queue (Redis) cannot be reached; "
                               "retry later", headers={"Retry-After": "5"})
 
+    async def not_replicated(request: Request, exc: Exception) -> JSONResponse:
+        # Queued on the Redis master, not yet on a replica: a failover could lose it.
+        # The same Idempotency-Key makes the retry safe.
+        log.warning("not confirmed by a replica: %s", exc)
+        return error_response(503, "not_replicated", f"{exc}; retry with the same "
+                              "Idempotency-Key", headers={"Retry-After": "1"})
+
     async def internal(request: Request, exc: Exception) -> JSONResponse:
         log.exception("internal error on %s %s", request.method, request.url.path)
         return error_response(500, "internal", "internal error")
@@ -178,4 +185,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(BulkInterrupted, interrupted)
     app.add_exception_handler(redis.RedisError, redis_down)
+    app.add_exception_handler(NotReplicated, not_replicated)
     app.add_exception_handler(Exception, internal)
