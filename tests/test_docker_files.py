@@ -4,12 +4,15 @@ Parses the Dockerfile (a small instruction parser), docker-compose.yml (PyYAML),
 deploy/nginx.conf (run by nginx itself when it is installed), .dockerignore,
 .env.example and requirements.lock, and checks them against the package: the
 commands exist, the modules import, the lock pins what pyproject asks for, the
-proxy hides Flower's unauthenticated endpoints, no secret is committed.
+proxy hides Flower's unauthenticated endpoints, no secret is committed. The `ha`
+profile's sentinel script is run here as the container would run it, and the
+sentinel it starts (redis-server --sentinel) must find a local primary and replica.
 """
 
 from __future__ import annotations
 
 import grp
+import hashlib
 import http.client
 import http.server
 import importlib.metadata
@@ -58,7 +61,17 @@ EXPECTED_COMMANDS = {
     "api": (["dreams-sms", "serve", "--address", "0.0.0.0", "--port", "8080"], False),
 }
 APP_SERVICES = set(EXPECTED_COMMANDS)
-SERVICES = APP_SERVICES | {"redis", "proxy"}
+SENTINELS = {"sentinel-1", "sentinel-2", "sentinel-3"}
+# profile ha: a primary, a replica and three sentinels in place of the single redis
+HA_SERVICES = {"redis-primary", "redis-replica"} | SENTINELS
+SERVICES = APP_SERVICES | {"redis", "proxy"} | HA_SERVICES
+# ha node: (the redis-server options it starts with, besides the durable ones)
+HA_NODE_OPTIONS = {
+    "redis-primary": ["--replica-announce-ip", "redis-primary"],
+    "redis-replica": ["--replica-announce-ip", "redis-replica", "--replicaof", "redis-primary",
+                      "6379"],
+}
+MASTER_NAME = "dreams-main"
 
 
 # -- a small Dockerfile parser ------------------------------------------------------------
@@ -208,6 +221,8 @@ def test_base_images_are_pinned(dockerfile: list[Stage], services: dict[str, dic
             assert image_is_pinned(stage.base), stage.base
     for name in ("redis", "proxy"):
         assert image_is_pinned(services[name]["image"]), services[name]["image"]
+    for name in HA_SERVICES:
+        assert services[name]["image"] == services["redis"]["image"], name
     assert re.fullmatch(r"redis:7\.\d+(\.\d+)?(-[\w.]+)?", services["redis"]["image"])
     assert services["proxy"]["image"].startswith("nginx:")
 
@@ -457,8 +472,9 @@ def test_app_services_read_the_env_file(services: dict[str, dict]) -> None:
     assert not services["sandbox"].get("env_file")
 
 
-def test_redis_is_durable(compose: dict, services: dict[str, dict]) -> None:
-    redis = services["redis"]
+@pytest.mark.parametrize("name", ["redis", "redis-primary", "redis-replica"])
+def test_redis_is_durable(compose: dict, services: dict[str, dict], name: str) -> None:
+    redis = services[name]
     args = " ".join(tokens(redis["command"]))
     assert "--appendonly yes" in args
     assert "--appendfsync everysec" in args
@@ -536,6 +552,8 @@ def test_only_the_proxy_and_loopback_are_published(services: dict[str, dict]) ->
 def test_dependencies_wait_for_health(services: dict[str, dict], final: Stage) -> None:
     for name in ("worker", "beat", "flower", "metrics"):
         assert services[name]["depends_on"]["redis"]["condition"] == "service_healthy"
+    for name in SENTINELS | {"redis-replica"}:
+        assert services[name]["depends_on"]["redis-primary"]["condition"] == "service_healthy"
     for name, svc in services.items():
         deps = svc.get("depends_on") or {}
         assert isinstance(deps, dict), f"{name}: use the long depends_on form"
@@ -601,6 +619,21 @@ def test_no_secrets_in_the_compose_file(services: dict[str, dict]) -> None:
             if SECRETISH.search(key):
                 assert re.fullmatch(r"\$\{\w+(:?[-?][^}]*)?\}", str(value)), \
                     f"{name}: {key} must come from the env file"
+        # Compose never expands a secret into a command (`docker compose config` and
+        # `docker inspect` would show it): the container's shell does, from environment.
+        for part in ("command", "healthcheck"):
+            text_of = " ".join(tokens(svc.get(part) if part == "command"
+                                      else (svc.get(part) or {}).get("test")))
+            expanded = [v for v in compose_vars(text_of) if SECRETISH.search(v)]
+            assert not expanded, f"{name}: {part} interpolates {expanded}"
+    # Every password option takes a shell variable or a printf %s, never a value.
+    found = re.findall(r"(--requirepass|--masterauth|requirepass|sentinel-pass|"
+                       r"auth-pass dreams-main)\s+(\S+)", text)
+    assert len(found) >= 7, found  # 2 nodes x 2 options, the sentinel's 3
+    for option, value in found:
+        assert value == '"$$REDIS_PASSWORD"' or value.startswith("%s"), (option, value)
+    active, _ = parse_env_file(ENV_EXAMPLE)
+    assert active["REDIS_PASSWORD"] == active["REDIS_SENTINEL_PASSWORD"] == ""
 
 
 # -- the commands exist -------------------------------------------------------------------
@@ -932,3 +965,277 @@ def test_env_example_defaults_to_the_sandbox_and_documents_the_real_provider() -
 def test_the_env_file_is_never_committed() -> None:
     ignored = [ln.strip() for ln in (ROOT / ".gitignore").read_text().splitlines()]
     assert ".env" in ignored
+
+
+# -- the ha profile: primary, replica, three sentinels ------------------------------------
+def node_options(svc: dict) -> list[str]:
+    """The redis-server options an ha node's `sh -c` starts with (its `set --` line)."""
+    cmd = tokens(svc["command"])
+    assert cmd[:2] == ["sh", "-c"] and len(cmd) == 3, cmd
+    script = interpolate(cmd[2], {"REDIS_MAXMEMORY": "0"})
+    first = script.splitlines()[0]
+    assert first.startswith("set -- "), first
+    assert 'exec docker-entrypoint.sh redis-server "$@"' in script, \
+        "through the image's entrypoint, which drops root for the redis user"
+    return shlex.split(first)[2:]
+
+
+def test_only_the_ha_services_have_a_profile(services: dict[str, dict]) -> None:
+    for name, svc in services.items():
+        if name in HA_SERVICES:
+            assert svc.get("profiles") == ["ha"], f"{name}: profiles: [ha]"
+        else:
+            assert not svc.get("profiles"), f"{name} must run without a profile"
+
+
+@pytest.mark.parametrize("name", sorted(HA_NODE_OPTIONS))
+def test_ha_node_options(services: dict[str, dict], name: str) -> None:
+    options = node_options(services[name])
+    durable = ["--appendonly", "yes", "--appendfsync", "everysec",
+               "--maxmemory-policy", "noeviction", "--maxmemory", "0"]
+    assert options == durable + HA_NODE_OPTIONS[name]
+    script = tokens(services[name]["command"])[2]
+    assert 'set -- "$$@" --requirepass "$$REDIS_PASSWORD" --masterauth "$$REDIS_PASSWORD"' \
+        in script
+    assert services[name]["environment"] == {"REDIS_PASSWORD": "${REDIS_PASSWORD:-}"}
+
+
+def test_the_replica_replicates_the_primary(services: dict[str, dict]) -> None:
+    replica = node_options(services["redis-replica"])
+    at = replica.index("--replicaof")
+    assert replica[at + 1:at + 3] == ["redis-primary", "6379"]
+    primary = node_options(services["redis-primary"])
+    assert "--replicaof" not in primary and "--port" not in primary  # 6379, the default
+    volumes = {v for name in ("redis", "redis-primary", "redis-replica")
+               for v in services[name]["volumes"]}
+    assert len(volumes) == 3, "each node its own /data"
+
+
+def test_app_services_depend_on_redis_optionally(services: dict[str, dict]) -> None:
+    """--profile ha --scale redis=0 leaves them nothing to wait for: required: false."""
+    for name in APP_SERVICES - {"sandbox"}:
+        dep = services[name]["depends_on"]["redis"]
+        assert dep["condition"] == "service_healthy" and dep["required"] is False, name
+    assert "redis" not in (services["sandbox"].get("depends_on") or {})
+    header = COMPOSE.read_text().split("\nname:", 1)[0]
+    assert "--profile ha up -d" in header and "--scale redis=0" in header
+    assert sentinel_url_in_env_example() in header
+
+
+def sentinel_url_in_env_example() -> str:
+    found = re.findall(r"(?m)^#\s*REDIS_URL=(sentinel://\S+)$", ENV_EXAMPLE.read_text())
+    assert len(found) == 1, "one commented-out REDIS_URL=sentinel://... line in .env.example"
+    return found[0]
+
+
+def test_env_example_sentinel_url_names_the_sentinels(services: dict[str, dict]) -> None:
+    from dreams_sms.config import SentinelTarget, Settings
+
+    target = SentinelTarget.parse(sentinel_url_in_env_example())
+    assert target.master == MASTER_NAME
+    assert {host for host, _ in target.hosts} == SENTINELS
+    assert {port for _, port in target.hosts} == {26379}
+    active, commented = parse_env_file(ENV_EXAMPLE)
+    assert {"DREAMS_REPLICA_ACKS", "DREAMS_REPLICA_TIMEOUT"} <= commented
+    settings = Settings.from_env({**active, "REDIS_URL": sentinel_url_in_env_example()})
+    assert settings.sentinel == target and settings.replicas_to_confirm == 1
+    assert Settings.from_env(active).replicas_to_confirm == 0
+
+
+def test_three_sentinels_share_one_definition(services: dict[str, dict]) -> None:
+    text = COMPOSE.read_text()
+    assert len(re.findall(r"(?m)^  sentinel-\d:\n    <<: \*sentinel$", text)) == 3
+    shared = {json.dumps({k: v for k, v in services[name].items()
+                          if k not in ("hostname", "volumes")}, sort_keys=True)
+              for name in SENTINELS}
+    assert len(shared) == 1
+    for name in SENTINELS:
+        assert services[name]["hostname"] == name  # its sentinel id comes from it
+        assert services[name]["volumes"] == [f"{name}-data:/data"]
+        assert f"{name}-data" in (yaml.safe_load(text).get("volumes") or {})
+        check = " ".join(tokens(services[name]["healthcheck"]["test"]))
+        assert "redis-cli -p 26379 ping" in check and "REDISCLI_AUTH" in check
+
+
+SCRIPT_ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "REDIS_PASSWORD": "",
+              "REDIS_SENTINEL_PASSWORD": ""}
+
+
+def sentinel_script(services: dict[str, dict], data: Path, server: str, *,
+                    primary: tuple[str, int] = ("redis-primary", 6379),
+                    port: int = 26379) -> str:
+    """sentinel-1's `sh -c` script as the container runs it, with what ties it to the
+    container swapped: /data, the primary's address, the port, the entrypoint."""
+    cmd = tokens(services["sentinel-1"]["command"])
+    assert cmd[:2] == ["sh", "-c"] and len(cmd) == 3, cmd
+    script = interpolate(cmd[2], {})
+    changes = [("/data/", f"{data}/", None),
+               ("redis-primary 6379", f"{primary[0]} {primary[1]}", 1),
+               ("port 26379", f"port {port}", 1),
+               ("exec docker-entrypoint.sh redis-server", f"exec {server}", 1)]
+    for old, new, times in changes:
+        n = script.count(old)
+        assert n >= 1 if times is None else n == times, f"{old!r}: {n} times; update this test"
+        script = script.replace(old, new)
+    return script
+
+
+def render(services: dict[str, dict], data: Path, **env: str) -> str:
+    """Run the script up to its exec (a no-op here); the config it leaves."""
+    script = sentinel_script(services, data, "true")
+    done = subprocess.run(["sh", "-c", script], env={**SCRIPT_ENV, "HOSTNAME": "sentinel-1", **env},
+                          capture_output=True, text=True, timeout=10)
+    assert done.returncode == 0, done.stderr
+    return (data / "sentinel.conf").read_text()
+
+
+needs_shell_tools = pytest.mark.skipif(
+    not all(shutil.which(t) for t in ("sh", "sha1sum", "cmp", "cut")),
+    reason="the sentinel script needs sh, sha1sum, cmp and cut")
+
+
+@needs_shell_tools
+def test_sentinel_config(services: dict[str, dict], tmp_path: Path) -> None:
+    lines = render(services, tmp_path).splitlines()
+    monitor = [ln.split() for ln in lines if ln.startswith("sentinel monitor ")]
+    assert monitor == [["sentinel", "monitor", MASTER_NAME, "redis-primary", "6379", "2"]]
+    # hostnames are resolved only when told so before the monitor line
+    assert lines.index("sentinel resolve-hostnames yes") < lines.index(" ".join(monitor[0]))
+    assert "sentinel announce-hostnames yes" in lines
+    assert "port 26379" in lines
+    options = {tuple(ln.split()[:3]): ln.split()[3:] for ln in lines if ln.startswith("sentinel ")}
+    assert 1000 <= int(options["sentinel", "down-after-milliseconds", MASTER_NAME][0]) <= 30000
+    assert int(options["sentinel", "failover-timeout", MASTER_NAME][0]) >= 10000
+    assert options["sentinel", "myid", hashlib.sha1(b"sentinel-1").hexdigest()] == []
+    assert not [ln for ln in lines if "pass" in ln], "no password set, none configured"
+
+
+@needs_shell_tools
+def test_sentinel_config_takes_the_passwords(services: dict[str, dict], tmp_path: Path) -> None:
+    lines = render(services, tmp_path, REDIS_PASSWORD="node-pw",
+                   REDIS_SENTINEL_PASSWORD="sentinel-pw").splitlines()
+    assert f"sentinel auth-pass {MASTER_NAME} node-pw" in lines
+    assert "requirepass sentinel-pw" in lines
+    assert "sentinel sentinel-pass sentinel-pw" in lines
+    lines = render(services, tmp_path, REDIS_PASSWORD="node-pw").splitlines()  # regenerated
+    assert f"sentinel auth-pass {MASTER_NAME} node-pw" in lines
+    assert not [ln for ln in lines if "requirepass" in ln or "sentinel-pass" in ln]
+
+
+@needs_shell_tools
+def test_sentinel_keeps_what_it_learned_across_restarts(services: dict[str, dict],
+                                                         tmp_path: Path) -> None:
+    first = render(services, tmp_path)
+    learned = first + "sentinel known-replica dreams-main redis-replica 6379\n"
+    (tmp_path / "sentinel.conf").write_text(learned)  # as sentinel rewrites it
+    assert render(services, tmp_path) == learned  # restarted: the current master kept
+    changed = render(services, tmp_path, REDIS_PASSWORD="new-pw")
+    assert "known-replica" not in changed and "auth-pass dreams-main new-pw" in changed
+    assert not (tmp_path / "sentinel.new").exists()
+
+
+@pytest.fixture(scope="module")
+def sentinel_set(services: dict[str, dict], tmp_path_factory) -> Iterator[dict]:
+    """A primary, its replica and one sentinel started from the compose file's script."""
+    from dreams_sms.ops.localredis import LocalRedis
+
+    if not shutil.which("redis-server") or not all(
+            shutil.which(t) for t in ("sh", "sha1sum", "cmp", "cut")):
+        pytest.skip("needs redis-server, sh, sha1sum, cmp and cut")
+    import redis
+
+    tmp = tmp_path_factory.mktemp("sentinel")
+    node_pw, sentinel_pw = "node-pw", "sentinel-pw"
+    with LocalRedis(password=node_pw) as primary, \
+            LocalRedis(password=node_pw,
+                       extra=["--replicaof", "127.0.0.1", str(primary.port)]) as replica:
+        port = free_port()
+        script = sentinel_script(services, tmp, shutil.which("redis-server") or "",
+                                 primary=("127.0.0.1", primary.port), port=port)
+        script = script.replace(" --sentinel\n", f" --sentinel --bind 127.0.0.1 --logfile "
+                                                 f"{tmp / 'sentinel.log'}\n")
+        proc = subprocess.Popen(["sh", "-c", script], start_new_session=True,
+                                env={**SCRIPT_ENV, "HOSTNAME": "sentinel-1",
+                                     "REDIS_PASSWORD": node_pw,
+                                     "REDIS_SENTINEL_PASSWORD": sentinel_pw},
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        client = redis.Redis(port=port, password=sentinel_pw, decode_responses=True,
+                             socket_timeout=2)
+        try:
+            deadline = time.monotonic() + 5
+            while True:
+                assert proc.poll() is None, (proc.communicate()[1],
+                                             (tmp / "sentinel.log").read_text())
+                try:
+                    client.ping()
+                    break
+                except redis.ConnectionError:
+                    assert time.monotonic() < deadline, "the sentinel did not answer in 5 s"
+                    time.sleep(0.05)
+            yield {"port": port, "client": client, "primary": primary, "replica": replica,
+                   "node_pw": node_pw, "sentinel_pw": sentinel_pw}
+        finally:
+            client.close()
+            proc.terminate()
+            proc.communicate(timeout=10)
+
+
+def test_sentinel_runs_from_the_compose_script(sentinel_set: dict) -> None:
+    import redis
+
+    client = sentinel_set["client"]
+    primary, replica = sentinel_set["primary"], sentinel_set["replica"]
+    assert client.sentinel_get_master_addr_by_name(MASTER_NAME) == ("127.0.0.1", primary.port)
+    assert client.execute_command("SENTINEL", "MYID") == hashlib.sha1(b"sentinel-1").hexdigest()
+    with pytest.raises(redis.AuthenticationError):  # requirepass: the sentinel password
+        redis.Redis(port=sentinel_set["port"], socket_timeout=2).ping()
+    # The replica is learnt from the master's INFO: auth-pass got the sentinel in.
+    deadline = time.monotonic() + 5
+    while not (found := client.sentinel_slaves(MASTER_NAME)):
+        assert time.monotonic() < deadline, "the sentinel never read the master's INFO"
+        time.sleep(0.1)
+    assert [int(r["port"]) for r in found] == [replica.port]
+
+
+def test_beat_healthcheck_and_keys_work_with_a_sentinel_url(
+        services: dict[str, dict], sentinel_set: dict) -> None:
+    import redis
+    from click.testing import CliRunner
+
+    from dreams_sms.ops.cli import main
+
+    test = tokens(services["beat"]["healthcheck"]["test"])
+    assert test[:3] == ["CMD", "python", "-c"]
+    assert "connect(" in test[3] and "from_url" not in test[3]
+    url = f"sentinel://127.0.0.1:{sentinel_set['port']}/{MASTER_NAME}/0"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DREAMS_", "CELERY", "REDIS"))}
+    env.update(REDIS_URL=url, REDIS_PASSWORD=sentinel_set["node_pw"],
+               REDIS_SENTINEL_PASSWORD=sentinel_set["sentinel_pw"],
+               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])))
+    primary = redis.Redis(port=sentinel_set["primary"].port, password=sentinel_set["node_pw"])
+    primary.delete("dreams:redbeat:lock")
+
+    def healthcheck() -> int:
+        done = subprocess.run([sys.executable, "-c", test[3]], env=env, cwd=ROOT,
+                              capture_output=True, text=True, timeout=30)
+        assert "Traceback" not in done.stderr, done.stderr
+        return done.returncode
+
+    assert healthcheck() == 1  # no beat holds the lock
+    primary.set("dreams:redbeat:lock", "x", ex=60)
+    assert healthcheck() == 0
+    # `docker compose run --rm api dreams-sms keys create ...` (the header) through it too
+    keys_env = {k: env[k] for k in ("REDIS_URL", "REDIS_PASSWORD", "REDIS_SENTINEL_PASSWORD")}
+    out = CliRunner().invoke(main, ["keys", "create", "--sender", "Dreams"], env=keys_env)
+    assert out.exit_code == 0, out.output
+    assert primary.keys("dreams:api*"), "the key landed on the sentinels' master"
+    primary.close()
+
+
+def test_no_command_or_healthcheck_bypasses_connect(services: dict[str, dict],
+                                                    final: Stage) -> None:
+    """redis.Redis.from_url(REDIS_URL) fails on sentinel://: connect() reads both."""
+    for cmd in all_commands(services, final):
+        assert "from_url" not in " ".join(cmd), cmd
+    assert "from_url" not in DOCKERFILE.read_text()
+    assert "from_url" not in COMPOSE.read_text()

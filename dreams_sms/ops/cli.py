@@ -711,9 +711,11 @@ def openapi(output: str | None) -> None:
 
 def _api_keys() -> Any:
     from dreams_sms.api.keys import ApiKeys
+    from dreams_sms.queue.connect import connect
 
     s = _settings()
-    return ApiKeys(redis.Redis.from_url(s.redis_url, decode_responses=True), s.prefix)
+    # connect(): a sentinel:// URL too; no retry, a write must not be silently repeated
+    return ApiKeys(connect(s, retry=False), s.prefix)
 
 
 @main.group()
