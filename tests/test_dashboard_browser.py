@@ -34,6 +34,8 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
 SHOTS = os.environ.get("DREAMS_DASHBOARD_SCREENSHOTS", "")
 
 if not Path(CHROMIUM).exists():
+    if os.environ.get("CI"):  # CI installs it (scripts/setup): missing there is a failure
+        raise RuntimeError(f"{CHROMIUM} is missing on CI: scripts/setup should install it")
     pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium (scripts/setup does)",
                 allow_module_level=True)
 
