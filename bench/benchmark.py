@@ -398,8 +398,10 @@ def bench_replicated(res: Results, a: argparse.Namespace) -> None:
             for acks in (1, 0):
                 env = {**stack_env(slots, a.batch_size, a.latency_ms),
                        "DREAMS_REPLICA_ACKS": str(acks), "DREAMS_PREFIX": f"repl{acks}"}
+                # A database each: the Celery queues are not under the key prefix.
+                url = master.url.rsplit("/", 1)[0] + f"/{acks + 1}"
                 stacks[acks] = Stack(workers=a.workers, concurrency=a.concurrency,
-                                     redis_url=master.url, env=env).start()
+                                     redis_url=url, env=env).start()
             parts = {}
             for acks, stack in stacks.items():
                 admin = SandboxAdmin(stack.sandbox_url, timeout=30)
@@ -1506,7 +1508,7 @@ drain kick), sent on a fixed schedule from 16 client threads.
 ## Replicated lease (Redis with a replica)
 
 One master with one replica attached (both with AOF), two stacks on it side by
-side (separate key prefixes, separate sandboxes at the same latency), runs
+side (a database each, separate sandboxes at the same latency), runs
 interleaved: workers that `WAIT` for the replica to hold each lease before the
 provider call (`DREAMS_REPLICA_ACKS=1`, what a `sentinel://` URL does by
 default), and workers that do not (`DREAMS_REPLICA_ACKS=0`). The WAIT rides in

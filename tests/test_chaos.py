@@ -60,7 +60,10 @@ class Run:
         self.records += self.admin.messages()
 
     def done(self) -> bool:
-        return all(self.p.campaign_status(c).done for c in self.cids)
+        try:
+            return all(self.p.campaign_status(c).done for c in self.cids)
+        except redis.RedisError:  # a failover under way: ask again in a moment
+            return False
 
     def wait_done(self, timeout: float = 240) -> None:
         wait_for(self.done, timeout, "the campaign to finish", self.stack, every=0.5)
