@@ -1,27 +1,94 @@
 -- take: one round trip before a provider call (queue/lease.py, Leases.take).
--- Pause reasons, Redis' clock, the day's quota, takeover of a silent consumer's
--- entries (XAUTOCLAIM), reading (high priority first), and a lease on at most
--- one call's worth of jobs.
--- uses: lease, fields
+-- First the outcome of the last call, when the caller folds it in (what settle.lua
+-- would write for a final state, owned the same way); then pause reasons, Redis'
+-- clock, the day's quota, takeover of a silent consumer's entries (XAUTOCLAIM),
+-- reading (high priority first), and a lease on at most one call's worth of jobs.
+-- uses: lease, fields, names, campaign
 -- KEYS: 1 pause reasons (hash), 2 sender pause, 3 clock, 4 high stream, 5 normal stream,
 --       6 lease hash, 7 quota day A, 8 closed day A, 9 quota day B, 10 closed day B,
 --       11 operator limits, 12 configured limits, 13 cancelled campaigns (id -> last seq
---       cancelled)
+--       cancelled), then (14 status hash, 15 campaign hash) per campaign of the
+--       outcomes folded in
 -- ARGV: 1 group, 2 consumer, 3 token, 4 want, 5 lease ms, 6 midnight A|B,
 --       7 start of day A, 8 end of day B, 9 expire-at A, 10 expire-at B, 11 sender,
 --       12 claim min-idle ms (0: no takeover), 13 fill (wait for a fuller batch),
---       14 object format (no number twice in a call), 15 test clock
--- Returns {status, now, granted, claimed, item...}; item = {verdict, high, entry, i, t, m,
--- o, x, a, t0}; for 'paused', the reasons instead of items.
--- Slots: 4-10 are the sender's ({Sender}); 1, 3, 11, 12 and 13 are global keys.
+--       14 object format (no number twice in a call), 15 test clock,
+--       16 token of the outcomes folded in ('' for none), 17 their state value,
+--       18 their campaign counter, 19 status ttl, then runs of them: (count, high,
+--       campaign index) followed by count (id, entry) pairs
+-- Returns {status, now, granted, claimed, refused, item...}; refused = ids of the
+-- outcomes folded in that were not ours any more (not written); item = {verdict, high,
+-- entry, i, t, m, o, x, a, t0}; for 'paused', the reasons instead of items.
+-- Slots: 4-10 are the sender's ({Sender}); 1, 3, 11, 12 and 13 are global keys; each
+-- campaign's two hashes are in their own.
 
 local now = now_s(KEYS[3], ARGV[15])
+
+-- The last call's outcome, folded in: written whatever this take finds next.
+local refused = {}
+if ARGV[16] ~= '' then
+  local group, consumer, mine = ARGV[1], ARGV[2], ARGV[16] .. '|'
+  local ids, entries, streams_of, campaign_of = {}, {}, {}, {}
+  local k = 20
+  while k <= #ARGV do
+    local n, si, ci = tonumber(ARGV[k]), 5 - tonumber(ARGV[k + 1]), tonumber(ARGV[k + 2])
+    for j = 1, n do
+      ids[#ids + 1] = ARGV[k + 1 + 2 * j]
+      entries[#ids] = ARGV[k + 2 + 2 * j]
+      streams_of[#ids] = si
+      campaign_of[#ids] = ci
+    end
+    k = k + 3 + 2 * n
+  end
+  local held = redis.call('HMGET', KEYS[6], unpack(ids))
+  local acks, freed, seqs, counts = {{}, {}}, {}, {}, {}
+  for j, id in ipairs(ids) do
+    local si = streams_of[j]
+    local ok
+    if held[j] then
+      ok = string.sub(held[j], 1, #mine) == mine
+    else  -- free: ours only while its entry is still pending with us
+      local p = redis.pcall('XPENDING', KEYS[si], group, entries[j], entries[j], 1)
+      ok = not p.err and p[1] ~= nil and p[1][2] == consumer
+    end
+    if ok then
+      local list = acks[si - 3]
+      list[#list + 1] = entries[j]
+      if held[j] then freed[#freed + 1] = id end
+      local ci = campaign_of[j]
+      local q = seqs[ci]
+      if not q then q = {}; seqs[ci] = q; counts[ci] = 0 end
+      q[#q + 1] = string.match(id, '(%d+)$')
+      q[#q + 1] = ARGV[17]
+      counts[ci] = counts[ci] + 1
+    else
+      refused[#refused + 1] = id
+    end
+  end
+  for si = 4, 5 do
+    local list = acks[si - 3]
+    if #list > 0 then
+      redis.call('XACK', KEYS[si], group, unpack(list))
+      redis.call('XDEL', KEYS[si], unpack(list))
+    end
+  end
+  if #freed > 0 then redis.call('HDEL', KEYS[6], unpack(freed)) end
+  for ci, q in pairs(seqs) do
+    local st, camp = KEYS[12 + 2 * ci], KEYS[13 + 2 * ci]
+    redis.call('HSET', st, unpack(q))
+    redis.call('HINCRBY', camp, ARGV[18], counts[ci])
+    keep_or_expire(st, camp, tonumber(ARGV[19]))
+  end
+end
+
 local reasons = redis.call('HKEYS', KEYS[1])
-if #reasons > 0 then return {'paused', tostring(now), '0', '0', table.concat(reasons, ',')} end
+if #reasons > 0 then
+  return {'paused', tostring(now), '0', '0', refused, table.concat(reasons, ',')}
+end
 local paused = redis.call('GET', KEYS[2])
-if paused then return {'paused', tostring(now), '0', '0', paused} end
+if paused then return {'paused', tostring(now), '0', '0', refused, paused} end
 if now < tonumber(ARGV[7]) or now >= tonumber(ARGV[8]) then
-  return {'clock', tostring(now), '0', '0'}
+  return {'clock', tostring(now), '0', '0', refused}
 end
 local qk, ck, exp = KEYS[7], KEYS[8], tonumber(ARGV[9])
 if now >= tonumber(ARGV[6]) then qk, ck, exp = KEYS[9], KEYS[10], tonumber(ARGV[10]) end
@@ -157,7 +224,7 @@ read(2, '0', want)
 if room > count and not single then
   if ARGV[13] == '1' and #items == 0 then
     local undelivered = redis.call('XLEN', KEYS[5]) - redis.call('XPENDING', KEYS[5], group)[1]
-    if undelivered > 0 and undelivered < room then return {'wait', tostring(now), '0', '0'} end
+    if undelivered > 0 and undelivered < room then return {'wait', tostring(now), '0', '0', refused} end
   end
   read_new(2)
 end
@@ -170,6 +237,6 @@ local status = 'ok'
 if #items == 0 then
   if room == 0 then status = 'closed' else status = 'empty' end
 end
-local out = {status, tostring(now), tostring(count), tostring(claimed)}
+local out = {status, tostring(now), tostring(count), tostring(claimed), refused}
 for _, it in ipairs(items) do table.insert(out, it) end
 return out
