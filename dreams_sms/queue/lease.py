@@ -42,11 +42,13 @@ from dreams_sms.queue.connect import Replicas, run_confirmed
 from dreams_sms.queue.jobs import Job
 from dreams_sms.queue.keys import GROUP, Keys, ensure_group
 
-# Verdicts a take gives each job it returns (every one of them leased to the taker).
+# Verdicts a take gives each job it returns (every one of them leased to the taker), as
+# the first letter of a job's code in take.lua's reply.
 SEND = "send"  # fresh: goes out in this call
 UNKNOWN = "unknown"  # a silent holder's lease ran out: may have reached the provider
 EXPIRED = "expired"  # past expires_at: never sent
 CANCEL = "cancel"  # its campaign was cancelled: never sent
+_SEND, _UNKNOWN, _EXPIRED = SEND[0], UNKNOWN[0], EXPIRED[0]
 
 # The scripts (queue/lua/*.lua: KEYS, ARGV and replies in their headers).
 _TAKE = scripts.load("take")
@@ -196,19 +198,23 @@ class Leases:
             args += ["", "", "", 0]
             return
         args += [settle.token, settle.value, settle.counter, settle.ttl]
-        runs: dict[tuple[bool, str], list[str]] = {}
         campaigns: dict[str, int] = {}
+        run: list[str] = []
+        at = (False, "")  # the run's (high, campaign): a new run where it changes
         for job in settle.jobs:
-            cid = job.campaign
-            if cid not in campaigns:
-                campaigns[cid] = len(campaigns) + 1
-                keys += [self.keys.status(cid), self.keys.campaign(cid)]
-            run = runs.get((job.high, cid))
-            if run is None:
-                run = runs[(job.high, cid)] = []
-            run += (job.id, job.entry)
-        for (high, cid), pairs in runs.items():
-            args += [len(pairs) // 2, "1" if high else "0", campaigns[cid], *pairs]
+            mid = job.id
+            cut = mid.rindex("-")
+            cid = mid[:cut]
+            if (job.high, cid) != at:
+                if run:
+                    args += [len(run) // 3, "1" if at[0] else "0", campaigns[at[1]], *run]
+                    run = []
+                at = (job.high, cid)
+                if cid not in campaigns:
+                    campaigns[cid] = len(campaigns) + 1
+                    keys += [self.keys.status(cid), self.keys.campaign(cid)]
+            run += (mid, mid[cut + 1:], job.entry)
+        args += [len(run) // 3, "1" if at[0] else "0", campaigns[at[1]], *run]
 
     def _taken(self, sender: str, reply: list[Any]) -> Taken:
         status, now, granted, claimed = reply[0], float(reply[1]), int(reply[2]), int(reply[3])
@@ -217,14 +223,17 @@ class Leases:
         if status == "paused":
             out.paused = reply[5]
             return out
-        for item in reply[5:]:
-            verdict, high, entry, t0 = item[0], item[1], item[2], item[9]
-            job = Job.from_values(item[3:9], sender=sender, entry=entry, high=high == "1")
-            if verdict == SEND:
-                out.send.append(job)
-            elif verdict == UNKNOWN:
-                out.unknown.append((job, float(t0 or now)))
-            elif verdict == EXPIRED:
+        send = out.send
+        for k in range(5, len(reply), 9):  # 9 values a job: code, entry, i t m o x a, t0
+            code, entry = reply[k], reply[k + 1]
+            job = Job.from_values(reply[k + 2:k + 8], sender=sender, entry=entry,
+                                  high=code[1] == "1")
+            verdict = code[0]
+            if verdict == _SEND:
+                send.append(job)
+            elif verdict == _UNKNOWN:
+                out.unknown.append((job, float(reply[k + 8] or now)))
+            elif verdict == _EXPIRED:
                 out.expired.append(job)
             else:
                 out.cancel.append(job)
