@@ -316,6 +316,15 @@ def test_killed_before_the_folded_outcome_is_written_holds_never_resends(setting
     assert (st.sent, st.unknown, st.queued) == (0, 30, 0)
 
 
+def test_the_lease_hash_is_a_hash_table_without_a_stray_field(producer):
+    """A listpack would cost a scan of the hash per id looked up, set or freed."""
+    producer.send_bulk("Dreams", [(n, "x") for n in numbers(3)])
+    taken = leases(producer, "c1").take("Dreams", 100, "t1")
+    key = producer.keys.lease("Dreams")
+    assert producer.r.object("encoding", key) == "hashtable"
+    assert sorted(producer.r.hkeys(key)) == sorted(j.id for j in taken.send)
+
+
 def test_a_folded_outcome_of_a_stale_owner_is_refused(producer):
     cid = producer.send_bulk("Dreams", [(n, "x") for n in numbers(10)])
     stale = leases(producer, "c1", seconds=0.05)

@@ -120,6 +120,7 @@ local cuts = {}
 
 local now_s = tostring(now)
 local fresh = token .. '|' .. lease_until .. '|' .. now_s
+local WIDE = string.rep('-', 200)
 local CODE = {send = {'s1', 's0'}, unknown = {'u1', 'u0'}, expired = {'e1', 'e0'},
   cancel = {'c1', 'c0'}}
 
@@ -239,7 +240,14 @@ if count > 0 then
   redis.call('INCRBY', qk, count)
   redis.call('EXPIREAT', qk, exp)
 end
-if #leases > 0 then redis.call('HSET', KEYS[6], unpack(leases)) end
+if #leases > 0 then
+  -- As a listpack (up to hash-max-listpack-entries, 512), the lease hash costs a scan
+  -- of it for every id a script looks up, sets or frees; a value longer than
+  -- hash-max-listpack-value (64) turns it into a hash table for good (while it exists).
+  redis.call('HSET', KEYS[6], '', WIDE)
+  redis.call('HSET', KEYS[6], unpack(leases))
+  redis.call('HDEL', KEYS[6], '')
+end
 local status = 'ok'
 if njobs == 0 then
   if room == 0 then status = 'closed' else status = 'empty' end
