@@ -44,9 +44,10 @@ class FakeDrainer:
     def __init__(self, clock: Clock, plan: list, step: float = 1.0):
         self.clock, self.plan, self.step = clock, list(plan), step
         self.heartbeat, self.events = FakeHeartbeat(), FakeEvents()
-        self.handed_back = 0
+        self.handed_back = self.flushed = 0
 
-    def drain_once(self, sender):
+    def drain_once(self, sender, fold=False):
+        assert fold  # a chain leaves each outcome to the next take
         self.clock.t += self.step
         item = self.plan.pop(0) if self.plan else Report(sent=100, calls=1)
         if isinstance(item, BaseException):
@@ -55,6 +56,10 @@ class FakeDrainer:
 
     def hand_back(self, sender):
         self.handed_back += 1
+
+    def flush_outcomes(self, sender):
+        self.flushed += 1
+        return 0
 
 
 class FakeControl:

@@ -12,9 +12,10 @@ from fakes import FakeApp, FakeProvider, drain_all, numbers
 from dreams_sms.config import Settings
 from dreams_sms.errors import ProviderError
 from dreams_sms.producer import Producer
+from dreams_sms.queue import fields as cf
 from dreams_sms.queue.jobs import SENT
 from dreams_sms.queue.keys import GROUP
-from dreams_sms.queue.lease import Leases
+from dreams_sms.queue.lease import Leases, Outcome
 from dreams_sms.queue.quota import DailyQuota, next_midnight
 from dreams_sms.queue.store import Owner
 from dreams_sms.worker.drain import Drainer
@@ -258,6 +259,89 @@ def test_limits_are_one_table_for_every_worker(settings, producer):
     assert len(provider.accepted) == 50  # the table both read: the last one seeded
     reader = DailyQuota(producer.r, prefix=settings.prefix, tz=settings.tz)
     assert reader.limit("Promo") == 50  # what a CLI started without the variable sees
+
+
+# -- a folded outcome: written by the next take ---------------------------------------
+
+def test_a_folded_outcome_is_written_by_the_next_take(settings, producer):
+    cid = producer.send_bulk("Dreams", [(n, "x") for n in numbers(250)])
+    provider = FakeProvider()
+    d = drainer(settings.with_(claim_idle=30.0), provider)
+    lease = producer.keys.lease("Dreams")
+    first = d.drain_once("Dreams", fold=True)
+    assert provider.calls == 1 and first.sent == 0  # sent, not yet written: still leased
+    assert producer.campaign_status(cid).sent == 0 and producer.r.hlen(lease) == 100
+    second = d.drain_once("Dreams", fold=True)  # its take writes the first call's outcome
+    assert second.sent == 100 and producer.campaign_status(cid).sent == 100
+    assert producer.r.hlen(lease) == 100  # the second call's jobs
+    d.drain_once("Dreams", fold=True)
+    assert d.drain_once("Dreams", fold=True).stop == "empty"
+    assert d.flush_outcomes("Dreams") == 0  # the empty take wrote the last one
+    assert_once(provider, 250)
+    st = producer.campaign_status(cid)
+    assert (st.sent, st.queued, st.unknown) == (250, 0, 0)
+    assert producer.r.hlen(lease) == 0 and producer.r.xlen(producer.keys.stream("Dreams")) == 0
+    assert d.heartbeat._held == {}  # nothing left to renew
+
+
+def test_a_chain_writes_its_last_outcome_before_it_hands_over(settings, producer):
+    from dreams_sms.worker.chain import Chain
+
+    cid = producer.send_bulk("Dreams", [(n, "x") for n in numbers(150)])
+    provider = FakeProvider()
+    d = drainer(settings.with_(claim_idle=30.0), provider)
+    published: list[tuple[str, str]] = []
+    producer.r.delete(producer.keys.drains("Dreams"))  # the chains send_bulk started
+    [slot] = producer.control.acquire_slots("Dreams", 1, 30.0)
+    ticks = iter(range(100))
+    out = Chain(d, producer.control, publish=lambda s, t: published.append((s, t)),
+                slot_ttl=30.0, budget=1.5, clock=lambda: float(next(ticks))).run("Dreams", slot)
+    assert published == [("Dreams", slot)]  # the budget ran out after two passes
+    assert out["sent"] == 150 and producer.campaign_status(cid).sent == 150
+    assert producer.r.hlen(producer.keys.lease("Dreams")) == 0
+    assert_once(provider, 150)
+
+
+def test_killed_before_the_folded_outcome_is_written_holds_never_resends(settings, producer):
+    cid = producer.send_bulk("Dreams", [(n, "x") for n in numbers(30)])
+    provider = FakeProvider()
+    dead = drainer(settings, provider, consumer="dead")
+    dead.drain_once("Dreams", fold=True)  # sent; the process dies before its next take
+    for token in list(dead.heartbeat._held):
+        dead.heartbeat.drop(token)  # its heartbeat dies with it
+    time.sleep(settings.claim_idle + 0.05)
+    drain_all(drainer(settings, provider, consumer="alive"), "Dreams")
+    assert_once(provider, 30)  # the leases ran out: held, never resent
+    st = producer.campaign_status(cid)
+    assert (st.sent, st.unknown, st.queued) == (0, 30, 0)
+
+
+def test_the_lease_hash_is_a_hash_table_without_a_stray_field(producer):
+    """A listpack would cost a scan of the hash per id looked up, set or freed."""
+    producer.send_bulk("Dreams", [(n, "x") for n in numbers(3)])
+    taken = leases(producer, "c1").take("Dreams", 100, "t1")
+    key = producer.keys.lease("Dreams")
+    assert producer.r.object("encoding", key) == "hashtable"
+    assert sorted(producer.r.hkeys(key)) == sorted(j.id for j in taken.send)
+
+
+def test_a_folded_outcome_of_a_stale_owner_is_refused(producer):
+    cid = producer.send_bulk("Dreams", [(n, "x") for n in numbers(10)])
+    stale = leases(producer, "c1", seconds=0.05)
+    jobs = stale.take("Dreams", 100, "t1").send
+    time.sleep(0.1)
+    fresh = leases(producer, "c2").take("Dreams", 100, "t2", claim_ms=1)
+    assert len(fresh.unknown) == 10
+    late = stale.take("Dreams", 100, "t3",
+                      settle=Outcome("t1", jobs, SENT, cf.SENT, producer.store.ttl))
+    assert sorted(late.refused) == sorted(j.id for j in jobs) and late.status == "empty"
+    assert producer.campaign_status(cid).sent == 0
+    assert producer.r.hlen(producer.keys.lease("Dreams")) == 10  # c2's leases, untouched
+    done = leases(producer, "c2").take(
+        "Dreams", 100, "t4", settle=Outcome("t2", [j for j, _ in fresh.unknown], SENT,
+                                            cf.SENT, producer.store.ttl))
+    assert done.refused == [] and producer.campaign_status(cid).sent == 10
+    assert producer.r.hlen(producer.keys.lease("Dreams")) == 0
 
 
 def test_leftovers_go_back_to_the_stream_at_a_chain_end(settings, producer):

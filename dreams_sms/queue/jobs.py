@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 #: A stream entry's fields, in the order a take's reply lists them: id, number, text
 #: (always there), then options, expiry and first enqueue time (only when set).
 ENTRY_FIELDS = ("i", "t", "m", "o", "x", "a")
-_REQUIRED = 3
 
 HIGH = "high"
 NORMAL = "normal"
@@ -93,11 +92,10 @@ class Job:
     def from_values(cls, values: Sequence[str], *, sender: str = "", entry: str = "",
                     high: bool = False) -> Job:
         """From ENTRY_FIELDS' values in order, '' where an optional one is absent
-        (a take's reply: Lua returns no holes in a list)."""
-        fields = {name: value for n, (name, value) in enumerate(zip(ENTRY_FIELDS, values,
-                                                                    strict=True))
-                  if value or n < _REQUIRED}
-        return cls.from_fields(fields, sender=sender, entry=entry, high=high)
+        (a take's reply: Lua returns no holes in a list). `from_fields`, without the dict."""
+        i, t, m, o, x, a = values
+        return cls(i, t, m, sender, json.loads(o) if o else {},
+                   float(x) if x else None, float(a) if a else None, high, entry)
 
     def enqueued_at(self) -> float:
         """When the job first entered a stream: its `a` field, else its entry id's time."""

@@ -42,11 +42,13 @@ from dreams_sms.queue.connect import Replicas, run_confirmed
 from dreams_sms.queue.jobs import Job
 from dreams_sms.queue.keys import GROUP, Keys, ensure_group
 
-# Verdicts a take gives each job it returns (every one of them leased to the taker).
+# Verdicts a take gives each job it returns (every one of them leased to the taker), as
+# the first letter of a job's code in take.lua's reply.
 SEND = "send"  # fresh: goes out in this call
 UNKNOWN = "unknown"  # a silent holder's lease ran out: may have reached the provider
 EXPIRED = "expired"  # past expires_at: never sent
 CANCEL = "cancel"  # its campaign was cancelled: never sent
+_SEND, _UNKNOWN, _EXPIRED = SEND[0], UNKNOWN[0], EXPIRED[0]
 
 # The scripts (queue/lua/*.lua: KEYS, ARGV and replies in their headers).
 _TAKE = scripts.load("take")
@@ -70,6 +72,20 @@ class Taken:
     cancel: list[Job] = field(default_factory=list)
     paused: str = ""
     confirmed: bool = True  # the leases reached the replicas required (always, without any)
+    refused: list[str] = field(default_factory=list)  # folded outcomes not ours any more
+
+
+@dataclass(slots=True)
+class Outcome:
+    """A final outcome a take writes before it reads (`Leases.take(settle=...)`):
+    the last call's jobs, leased with `token`, each written only while still ours,
+    exactly as `Store.finish` would (state, counters, XACK+XDEL, lease freed)."""
+
+    token: str
+    jobs: list[Job]
+    value: str  # the state value (jobs.SENT)
+    counter: str  # the campaign counter it moves (fields.SENT)
+    ttl: int  # the status TTL (Store.ttl)
 
 
 def _day_window(now: float, tz: ZoneInfo) -> tuple[float, float, float]:
@@ -111,15 +127,22 @@ class Leases:
         return secrets.token_hex(8)
 
     def take(self, sender: str, want: int, token: str, *, claim_ms: int = 0, fill: bool = False,
-             object_format: bool = False) -> Taken:
+             object_format: bool = False, settle: Outcome | None = None) -> Taken:
+        """Lease at most `want` jobs; first write `settle`, the last call's outcome
+        (one round trip for both). `Taken.refused`: its jobs that were not ours."""
         for stream in self.keys.streams(sender):
             ensure_group(self.r, stream, self._groups)
+        refused: list[str] = []
         for _ in range(3):
-            reply = self._call_take(sender, want, token, claim_ms, fill, object_format)
+            reply = self._call_take(sender, want, token, claim_ms, fill, object_format, settle)
+            if settle is not None:  # written by the first reply; never twice
+                refused = list(reply[4])
+                settle = None
             if reply[0] != "clock":
                 break
             self._skew = float(reply[1]) - time.time()
         taken = self._taken(sender, reply)
+        taken.refused = refused
         taken.confirmed = self._was_confirmed()
         return taken
 
@@ -138,7 +161,7 @@ class Leases:
         return reply
 
     def _call_take(self, sender: str, want: int, token: str, claim_ms: int, fill: bool,
-                   object_format: bool) -> list[Any]:
+                   object_format: bool, settle: Outcome | None) -> list[Any]:
         est = time.time() + self._skew
         start, midnight, end = _day_window(est, self.tz)
         k = self.keys
@@ -151,6 +174,8 @@ class Leases:
             GROUP, self.consumer, token, want, self.lease_ms, repr(midnight), repr(start),
             repr(end), int(midnight) + 3600, int(end) + 3600, sender, claim_ms,
             int(fill), int(object_format), self.test_clock]
+        bare = len(args)
+        self._fold(settle, keys, args)
         reply: list[Any]  # the script's reply (queue/lua/take.lua)
         try:
             reply = self._run(self._take, keys, args)
@@ -160,24 +185,55 @@ class Leases:
             self._groups.clear()
             for stream in self.keys.streams(sender):
                 ensure_group(self.r, stream, self._groups)
+            # The outcome part runs first and cannot fail on a missing group (XPENDING
+            # under pcall, XACK answers 0): it was written, so it is not sent again.
+            del args[bare:], keys[13:]
+            self._fold(None, keys, args)
             reply = self._run(self._take, keys, args)
         return reply
+
+    def _fold(self, settle: Outcome | None, keys: list[str], args: list[Any]) -> None:
+        """take.lua's ARGV 16- and KEYS 14-: the outcome written before the take."""
+        if settle is None or not settle.jobs:
+            args += ["", "", "", 0]
+            return
+        args += [settle.token, settle.value, settle.counter, settle.ttl]
+        campaigns: dict[str, int] = {}
+        run: list[str] = []
+        at = (False, "")  # the run's (high, campaign): a new run where it changes
+        for job in settle.jobs:
+            mid = job.id
+            cut = mid.rindex("-")
+            cid = mid[:cut]
+            if (job.high, cid) != at:
+                if run:
+                    args += [len(run) // 3, "1" if at[0] else "0", campaigns[at[1]], *run]
+                    run = []
+                at = (job.high, cid)
+                if cid not in campaigns:
+                    campaigns[cid] = len(campaigns) + 1
+                    keys += [self.keys.status(cid), self.keys.campaign(cid)]
+            run += (mid, mid[cut + 1:], job.entry)
+        args += [len(run) // 3, "1" if at[0] else "0", campaigns[at[1]], *run]
 
     def _taken(self, sender: str, reply: list[Any]) -> Taken:
         status, now, granted, claimed = reply[0], float(reply[1]), int(reply[2]), int(reply[3])
         self._skew = now - time.time()
         out = Taken(status, now, granted, claimed)
         if status == "paused":
-            out.paused = reply[4]
+            out.paused = reply[5]
             return out
-        for item in reply[4:]:
-            verdict, high, entry, t0 = item[0], item[1], item[2], item[9]
-            job = Job.from_values(item[3:9], sender=sender, entry=entry, high=high == "1")
-            if verdict == SEND:
-                out.send.append(job)
-            elif verdict == UNKNOWN:
-                out.unknown.append((job, float(t0 or now)))
-            elif verdict == EXPIRED:
+        send = out.send
+        for k in range(5, len(reply), 9):  # 9 values a job: code, entry, i t m o x a, t0
+            code, entry = reply[k], reply[k + 1]
+            job = Job.from_values(reply[k + 2:k + 8], sender=sender, entry=entry,
+                                  high=code[1] == "1")
+            verdict = code[0]
+            if verdict == _SEND:
+                send.append(job)
+            elif verdict == _UNKNOWN:
+                out.unknown.append((job, float(reply[k + 8] or now)))
+            elif verdict == _EXPIRED:
                 out.expired.append(job)
             else:
                 out.cancel.append(job)

@@ -57,6 +57,10 @@ class Chain:
             return self._loop(sender, token, lost)
         finally:
             self.drainer.heartbeat.forget(name)
+            try:  # left by a pass that failed or a lost slot (else written already)
+                self.drainer.flush_outcomes(sender)
+            except redis.RedisError as exc:  # leases run out: held as unknown, never resent
+                log.warning("could not record the last outcome of %s: %s", sender, exc)
             try:
                 self.drainer.hand_back(sender)
             except redis.RedisError as exc:  # they come back through the takeover timer
@@ -77,7 +81,9 @@ class Chain:
                 if lost.is_set():
                     total.stop = "slot-lost"  # a newer chain owns it
                     return total.summary(sender)
-                report = self.drainer.drain_once(sender)
+                # Each pass's outcome rides in the next pass's take (one round trip);
+                # the last one is written before the chain hands over.
+                report = self.drainer.drain_once(sender, fold=True)
             except _REDIS_DOWN as exc:
                 # Redis restarting: hold the chain instead of dropping it; whatever
                 # we held is still pending in the stream and will be settled.
@@ -91,8 +97,10 @@ class Chain:
             total.add(report)
             if report.stop:
                 total.stop = report.stop
+                total.sent += self.drainer.flush_outcomes(sender)
                 self.control.release_slot(sender, token)
                 return total.summary(sender)
             if self.clock() >= deadline:
+                total.sent += self.drainer.flush_outcomes(sender)
                 self.publish(sender, token)
                 return total.summary(sender)

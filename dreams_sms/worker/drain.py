@@ -29,12 +29,13 @@ from dreams_sms.config import Settings
 from dreams_sms.errors import NotReplicated, OutcomeUnknown, ProviderError, TransportError
 from dreams_sms.provider.client import multi_slices
 from dreams_sms.provider.retry import requeue_delay, retrying
+from dreams_sms.queue import fields as cf
 from dreams_sms.queue.connect import replicas
 from dreams_sms.queue.control import Control
 from dreams_sms.queue.heartbeat import Heartbeat
 from dreams_sms.queue.jobs import CANCELLED, EXPIRED, FAILED, SENT, UNKNOWN, Job
 from dreams_sms.queue.keys import Keys
-from dreams_sms.queue.lease import Leases, Taken
+from dreams_sms.queue.lease import Leases, Outcome, Taken
 from dreams_sms.queue.quota import DailyQuota, local_day
 from dreams_sms.queue.store import Owner, Store
 from dreams_sms.worker.events import Events
@@ -128,6 +129,15 @@ class _CallState:
     result: object = None
 
 
+@dataclass
+class _Unsent:
+    """Jobs a folded pass sent whose outcome is not written yet: still leased (the
+    heartbeat keeps the leases), written by the sender's next take or `flush_outcomes`."""
+
+    owner: Owner
+    jobs: list[Job]
+
+
 class _Budget:
     """The quota units one call group holds, on the local day they were taken."""
 
@@ -191,20 +201,32 @@ class Drainer:
         self.heartbeat = Heartbeat(self.leases, interval=settings.claim_idle / 4)
         self._claim_due: dict[str, float] = {}
         self._unknown_streak = 0
+        self._fold = False  # this pass leaves its sent outcome to the next take
+        self._unwritten: dict[str, _Unsent] = {}  # sender -> outcome left by a folded pass
 
     # -- the loop body ---------------------------------------------------------
-    def drain_once(self, sender: str) -> Report:
-        """At most one provider call's worth of work for `sender`."""
+    def drain_once(self, sender: str, *, fold: bool = False) -> Report:
+        """At most one provider call's worth of work for `sender`.
+
+        With `fold`, the outcome of a call that went through is not written at once:
+        the jobs stay leased (the heartbeat renews them) and the sender's next take
+        writes it in the same round trip, or `flush_outcomes` does (a chain's end).
+        Whatever is left from an earlier folded pass is written by this pass's take."""
         report = Report()
         token = Leases.new_token()
         owner = Owner(self.consumer, token)
         claim_ms = self._claim_ms(sender)
         fill = self.s.batch_wait > 0
         deadline = 0.0
+        self._fold = fold
         self._before_call()
         while True:
+            unsent = self._unwritten.get(sender)
             taken = self.leases.take(sender, self.s.batch_size, token, claim_ms=claim_ms,
-                                     fill=fill, object_format=self.s.multi_format == "object")
+                                     fill=fill, object_format=self.s.multi_format == "object",
+                                     settle=self._outcome(unsent))
+            if unsent is not None:
+                self._written(sender, unsent, taken.refused, report)
             if taken.status != "wait":
                 break
             # A short normal batch: wait briefly for a fuller one (never for high priority).
@@ -235,9 +257,46 @@ class Drainer:
             try:
                 self._call(sender, taken.send, owner, budget, report, leased=True)
             finally:
-                self.heartbeat.drop(token)
+                unsent = self._unwritten.get(sender)
+                if unsent is not None and unsent.owner == owner:
+                    self.heartbeat.hold(sender, token, unsent.jobs)  # until written
+                else:
+                    self.heartbeat.drop(token)
                 budget.give_back()
         return report
+
+    def _outcome(self, unsent: _Unsent | None) -> Outcome | None:
+        if unsent is None:
+            return None
+        return Outcome(unsent.owner.token, unsent.jobs, SENT, cf.SENT, self.store.ttl)
+
+    def _written(self, sender: str, unsent: _Unsent, refused: Sequence[str],
+                 report: Report) -> None:
+        """A folded outcome is in Redis: count it, stop renewing its leases."""
+        self._unwritten.pop(sender, None)
+        self.heartbeat.drop(unsent.owner.token)
+        n = len(unsent.jobs) - len(refused)
+        report.sent += n
+        if n:
+            self.events.outcome(sender, "sent", n)
+        if refused:
+            log.warning("%d jobs were taken over by another worker; left to it", len(refused))
+
+    def flush_outcomes(self, sender: str) -> int:
+        """Write the outcome a folded pass left for the next take (a chain's end, a
+        stop); how many were written. If Redis refuses, the jobs' leases run out
+        unrenewed and a later take holds them as `unknown`: never sent again."""
+        unsent = self._unwritten.pop(sender, None)
+        if unsent is None:
+            return 0
+        try:
+            refused = self.store.finish(unsent.jobs, SENT, unsent.owner)
+        finally:
+            self.heartbeat.drop(unsent.owner.token)
+        n = len(unsent.jobs) - len(refused)
+        if n:
+            self.events.outcome(sender, "sent", n)
+        return n
 
     def _unreplicated(self, sender: str, taken: Taken, token: str, report: Report) -> None:
         """Leases no replica confirmed: a failover could forget them and let another
@@ -321,7 +380,7 @@ class Drainer:
             missing = [j for j, ok in zip(jobs, confirmed, strict=False) if not ok]
             self.events.batch(sender, len(jobs), "sent" if not missing else "partial", None,
                               seconds)
-            self._finish(sender, sent, SENT, owner, report)
+            self._sent(sender, sent, owner, report)
             budget.spend(len(sent))
             self._unknown_streak = 0
             if missing:  # accepted as a call, but no id for these: may or may not be sent
@@ -401,6 +460,20 @@ class Drainer:
         return mine
 
     # -- outcomes --------------------------------------------------------------------
+    def _sent(self, sender: str, jobs: list[Job], owner: Owner, report: Report) -> None:
+        """Accepted by the provider: written now, or (folding) by the next take."""
+        if not self._fold or not jobs:
+            self._finish(sender, jobs, SENT, owner, report)
+            return
+        unsent = self._unwritten.get(sender)
+        if unsent is not None and unsent.owner != owner:
+            report.sent += self.flush_outcomes(sender)
+            unsent = None
+        if unsent is None:
+            self._unwritten[sender] = _Unsent(owner, list(jobs))
+        else:
+            unsent.jobs += jobs
+
     def _finish(self, sender: str, jobs: list[Job], state: str, owner: Owner, report: Report,
                 code: str = "") -> int:
         refused = set(self.store.finish(jobs, state, owner, code=code))

@@ -2,7 +2,7 @@
 -- counters, XACK+XDEL, lease freed, all in one step; refused for a job that is no
 -- longer ours (its lease carries another token, or it is free and its entry pending
 -- with another consumer).
--- uses: names, fields
+-- uses: names, fields, campaign
 -- KEYS: 1 lease hash, 2 high stream, 3 normal stream, 4 held, 5 delayed, 6 senders,
 --       then (status hash, campaign hash) per campaign.
 -- ARGV: 1 group, 2 consumer, 3 token, 4 mode (final|requeue|defer), 5 state value,
@@ -60,8 +60,6 @@ for si = 2, 3 do
   end
 end
 if #freed > 0 then redis.call('HDEL', KEYS[1], unpack(freed)) end
--- A campaign's statuses and counters live as long as any of its messages waits,
--- then `ttl` more seconds.
 for ci, c in pairs(per) do
   local st, camp = KEYS[5 + 2 * ci], KEYS[6 + 2 * ci]
   if mode == 'final' then
@@ -74,15 +72,6 @@ for ci, c in pairs(per) do
   else
     redis.call('HDEL', st, unpack(c.seqs))
   end
-  local v = redis.call('HMGET', camp, CF.TOTAL, unpack(CF.DONE))
-  local done = 0
-  for k = 2, #v do done = done + tonumber(v[k] or '0') end
-  if done >= tonumber(v[1] or '0') then
-    redis.call('EXPIRE', st, ttl)
-    redis.call('EXPIRE', camp, ttl)
-  else
-    redis.call('PERSIST', st)
-    redis.call('PERSIST', camp)
-  end
+  keep_or_expire(st, camp, ttl)
 end
 return refused
