@@ -34,6 +34,10 @@ def make_app(settings: Settings, *, main: str = "dreams_sms") -> Celery:
         task_serializer="json",
         accept_content=["json"],
         worker_prefetch_multiplier=1,  # a drain chain holds its slot; don't hoard others
+        # ...and take a task only with a process free for it: tasks are acked when they
+        # start, so a worker whose processes all run chains would otherwise reserve
+        # more, and they would wait there while another worker's processes idle.
+        worker_disable_prefetch=True,
         task_acks_late=False,  # durability lives in the stream's pending list, not here
         broker_connection_retry_on_startup=True,
         broker_transport_options={
